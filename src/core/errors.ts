@@ -56,8 +56,9 @@ export function assertState(x: unknown, fn: string, arg = 'state'): asserts x is
 /** Throws unless `v` is an integer in [min, max]. @internal */
 export function assertInt(v: unknown, fn: string, arg: string, min = -Infinity, max = Infinity): asserts v is number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    const range = max === Infinity ? `>= ${min}` : `in [${min}, ${max}]`;
-    throw new VncaError(fn, arg, `must be an integer ${range}, but got ${describe(v)}.`);
+    const range = min === -Infinity && max === Infinity ? ''
+      : max === Infinity ? ` >= ${min}` : min === -Infinity ? ` <= ${max}` : ` in [${min}, ${max}]`;
+    throw new VncaError(fn, arg, `must be an integer${range}, but got ${describe(v)}.`);
   }
 }
 
