@@ -9,7 +9,7 @@ import {
   datasetBatches, datasetToTensor, gatherImages, loadAmat, loadIdx, loadMnistDigits, loadPngFolder, sampleBatch,
   type ImageDataset,
 } from '../src/node/data.js';
-import { mulberry32, shuffleInPlace } from '../src/node/random.js';
+import { mulberry32, shuffleInPlace } from '../src/core/random.js';
 import { BACKENDS, useBackend } from './helpers/backends.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vnca-data-'));
