@@ -5,12 +5,36 @@
  * Public groups:
  * - Errors: {@link VncaError}
  * - Core primitives (src/core): perception kernels and `perceive`, stochastic cell
- *   mask and masked update, `doubleCells`, `damage`, `aliveMask`, `SamplePool`
+ *   mask and masked update, `doubleCells`, `damage`, `aliveMask`, `SamplePool`, a seeded RNG
  * - Update rules (src/layers): `UpdateRule`, `ResidualUpdateRule`, `PerceptionUpdateRule`
- * - Growth (src/growth): `grow`, `runSteps`
+ * - Backends: `enableWasmTraining`, `fastConv2d`
+ * - Growth (src/growth): `grow`, `runSteps`, `step`
  * - VAE (src/vae): distributions, likelihoods, `elbo`, `iwae`, `Encoder`, `VNCA`
+ * - Weights: safetensors reading and writing (`VNCA.fromPyTorch` uses them)
  *
  * Tensors are NHWC: `[batch, height, width, channels]`.
  * @module
  */
 export { VncaError } from './core/errors.js';
+export * from './core/index.js';
+export { mulberry32, shuffleInPlace, type Rng } from './core/random.js';
+export * from './layers/index.js';
+export { enableWasmTraining, isWasmTrainingEnabled, fastConv2d } from './backend/wasmTraining.js';
+export type { FastConv2dOptions, FastConv2dActivation } from './backend/wasmTraining.js';
+export {
+  grow, runSteps, step,
+  type Rule, type RuleLayer, type StepOptions, type RunOptions, type GrowOptions, type GrowResult,
+} from './growth/grow.js';
+export { DiagonalGaussian, standardNormalLogProb, sampleStandardNormal } from './vae/distributions.js';
+export {
+  bernoulliLogProb, bernoulliMean, bernoulliSample, discretizedMixLogisticLogProb,
+  discretizedMixLogisticSample, discretizedMixLogisticMean, nMixFromChannels,
+} from './vae/likelihoods.js';
+export { elbo, elboLoss, iwae, natsToBitsPerDim, bitsPerDimToNats, type ElboResult, type ElboOptions } from './vae/losses.js';
+export { Encoder, registerEncoder, type EncoderOptions } from './vae/Encoder.js';
+export {
+  VNCA, type VNCAOptions, type VNCAConfig, type TrainStepResult, type FitProgress, type FitOptions,
+  type EvaluateResult, type UpdateRuleClass,
+} from './vae/VNCA.js';
+export { parseSafetensors, writeSafetensors, type Safetensors, type SafetensorsEntry } from './vae/safetensors.js';
+export type { PyTorchVNCASizes } from './vae/pytorch.js';

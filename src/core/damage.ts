@@ -178,10 +178,19 @@ export function aliveMask(state: tf.Tensor4D, options: AliveMaskOptions = {}): t
   const threshold = options.threshold ?? 0.1;
   assertInt(channel, fn, 'options.channel', 0, channels - 1);
   assertNumber(threshold, fn, 'options.threshold');
-  return tf.tidy(() => {
-    const [b, h, w] = state.shape;
-    const alpha = tf.slice(state, [0, 0, 0, channel], [b, h, w, 1]);
-    const neighbourhoodMax = tf.maxPool(alpha, 3, 1, 'same');
-    return tf.cast(tf.greater(neighbourhoodMax, threshold), 'float32') as tf.Tensor4D;
+  // The mask is piecewise constant in the state: its gradient is zero (tfjs registers no
+  // gradient for `greater`, so say so explicitly and the mask can sit on a training path).
+  const masked = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const x = args[0] as tf.Tensor;
+    return {
+      value: tf.tidy(() => {
+        const [b, h, w] = state.shape;
+        const alpha = tf.slice(x, [0, 0, 0, channel], [b, h, w, 1]);
+        const neighbourhoodMax = tf.maxPool(alpha as tf.Tensor4D, 3, 1, 'same');
+        return tf.cast(tf.greater(neighbourhoodMax, threshold), 'float32');
+      }),
+      gradFunc: () => tf.zerosLike(x),
+    };
   });
+  return masked(state) as tf.Tensor4D;
 }

@@ -1,0 +1,920 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  assertInt, assertNumber, assertOneOf, assertRank, assertState, assertTensor, describe, VncaError,
+} from '../core/errors.js';
+import { damage, type DamageRegion } from '../core/damage.js';
+import { grow, runSteps, ensureBuilt, type GrowResult } from '../growth/grow.js';
+import { UpdateRule } from '../layers/UpdateRule.js';
+import { ResidualUpdateRule } from '../layers/ResidualUpdateRule.js';
+import { enableWasmTraining } from '../backend/wasmTraining.js';
+import { DiagonalGaussian, standardNormalLogProb } from './distributions.js';
+import { bernoulliLogProb, discretizedMixLogisticLogProb, discretizedMixLogisticMean } from './likelihoods.js';
+import { iwae, natsToBitsPerDim } from './losses.js';
+import { Encoder } from './Encoder.js';
+import { mulberry32 } from '../core/random.js';
+import { parseSafetensors } from './safetensors.js';
+import { pytorchSizes, pytorchToNamedWeights } from './pytorch.js';
+
+/**
+ * Options of a {@link VNCA}. Every default is the paper's doubling VNCA on MNIST
+ * (Palm et al. 2022): 6,585,088 parameters.
+ *
+ * @category VAE
+ */
+export interface VNCAOptions {
+  /** Size of the latent z and number of channels of each cell's state. Default 256. */
+  zSize?: number;
+  /** Channels inside the residual blocks of the update rule. Default 256. */
+  hidden?: number;
+  /** Residual blocks of the update rule. Default 4. */
+  nBlocks?: number;
+  /** Update steps before the first doubling and after each (doubling growth). Default 8. */
+  stepsPerDoubling?: number;
+  /** Number of 2x2 cell divisions (doubling growth). Default 4: 2x2 → 32x32. */
+  nDoublings?: number;
+  /** Probability that a cell updates in a step. Default 1 (the paper's doubling model). */
+  pUpdate?: number;
+  /** Image height and width. Default 32 (MNIST padded by 2). */
+  imageSize?: number;
+  /** Image channels: 1 (binary images) or 3 (8-bit colour). Default 1. */
+  imageChannels?: number;
+  /** Output channels of the encoder's convolutions. Default [32, 64, 128, 256, 512]. */
+  encoderChannels?: number[];
+  /**
+   * Likelihood p(x|z) read from the first channels of the final state: `'bernoulli'`
+   * (channel 0 holds the logit; binary images) or `'dmol'` (discretised mixture of
+   * logistics, 10 channels per component; colour images). Default `'bernoulli'`.
+   */
+  likelihood?: 'bernoulli' | 'dmol';
+  /** Mixture components of the `'dmol'` likelihood. Default 1. */
+  nMix?: number;
+  /**
+   * `'doubling'` (the paper's headline model: z seeds a small grid that divides) or
+   * `'fixed'` (the non-doubling VNCA: z in every cell of the full grid, a random number of
+   * steps in `stepsRange`). Default `'doubling'`.
+   */
+  growth?: 'doubling' | 'fixed';
+  /** Inclusive range of the number of steps of a `'fixed'` rollout. Default [32, 64]. */
+  stepsRange?: [number, number];
+  /** Adam learning rate. Default 1e-4. */
+  learningRate?: number;
+  /** Global-norm gradient clip; 0 disables. Default 10. */
+  clipNorm?: number;
+  /** Gradient checkpointing of rollouts in training (see {@link RunOptions.checkpoint}). Default true. */
+  checkpoint?: boolean | number;
+  /**
+   * A custom update rule (an {@link UpdateRule} subclass instance) mapping `[b,h,w,zSize]`
+   * to a delta of the same shape. Default: the paper's {@link ResidualUpdateRule}.
+   */
+  updateRule?: UpdateRule;
+}
+
+/** The resolved options (everything but the rule). @category VAE */
+export type VNCAConfig = Required<Omit<VNCAOptions, 'updateRule'>>;
+
+/** Plain numbers from one training step. @category VAE */
+export interface TrainStepResult {
+  /** Negative ELBO, mean over the batch, in nats. */
+  loss: number;
+  /** Reconstruction term: mean negative log-likelihood -log p(x|z), nats. */
+  reconstruction: number;
+  /** KL(q(z|x) || N(0, I)), mean over the batch, nats. */
+  kl: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+}
+
+/** Progress of {@link VNCA.fit}. @category VAE */
+export interface FitProgress extends TrainStepResult {
+  /** Steps done so far (1-based). */
+  step: number;
+  /** Total steps of this fit. */
+  steps: number;
+}
+
+/** Options of {@link VNCA.fit}. @category VAE */
+export interface FitOptions {
+  /** Training steps. */
+  steps: number;
+  /** Images per step. Default 32. */
+  batchSize?: number;
+  /** Seed of the batch sampler. Default 0. */
+  seed?: number;
+  /** Called after each step. Returning `false` stops training. */
+  onProgress?: (p: FitProgress) => void | boolean | Promise<void | boolean>;
+}
+
+/** Result of {@link VNCA.evaluate}. @category VAE */
+export interface EvaluateResult {
+  /** Mean importance-weighted lower bound on log p(x), nats per image (higher is better). */
+  logLikelihood: number;
+  /** The same as bits per dimension (positive; lower is better). */
+  bitsPerDim: number;
+  /** Per-image bounds, nats. */
+  perImage: Float32Array;
+  /** Importance samples used per image. */
+  importanceSamples: number;
+}
+
+const DEFAULTS: VNCAConfig = {
+  zSize: 256,
+  hidden: 256,
+  nBlocks: 4,
+  stepsPerDoubling: 8,
+  nDoublings: 4,
+  pUpdate: 1,
+  imageSize: 32,
+  imageChannels: 1,
+  encoderChannels: [32, 64, 128, 256, 512],
+  likelihood: 'bernoulli',
+  nMix: 1,
+  growth: 'doubling',
+  stepsRange: [32, 64],
+  learningRate: 1e-4,
+  clipNorm: 10,
+  checkpoint: true,
+};
+
+/** Validates and fills in options. @internal */
+export function resolveConfig(options: VNCAOptions, fn: string): VNCAConfig {
+  if (typeof options !== 'object' || options === null) {
+    throw new VncaError(fn, 'options', `must be an object, but got ${describe(options)}.`);
+  }
+  const known = new Set([...Object.keys(DEFAULTS), 'updateRule']);
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw new VncaError(fn, `options.${key}`, `is not a VNCA option (known: ${[...known].join(', ')}).`);
+  }
+  const { updateRule: _rule, ...rest } = options;
+  const c: VNCAConfig = { ...DEFAULTS, ...(rest as Partial<VNCAConfig>) };
+  assertInt(c.zSize, fn, 'options.zSize', 1);
+  assertInt(c.hidden, fn, 'options.hidden', 1);
+  assertInt(c.nBlocks, fn, 'options.nBlocks', 0);
+  assertInt(c.stepsPerDoubling, fn, 'options.stepsPerDoubling', 0);
+  assertInt(c.nDoublings, fn, 'options.nDoublings', 0, 12);
+  assertNumber(c.pUpdate, fn, 'options.pUpdate', 0, 1, { min: true });
+  assertInt(c.imageSize, fn, 'options.imageSize', 1);
+  assertInt(c.imageChannels, fn, 'options.imageChannels', 1);
+  assertOneOf(c.likelihood, ['bernoulli', 'dmol'] as const, fn, 'options.likelihood');
+  assertInt(c.nMix, fn, 'options.nMix', 1);
+  assertOneOf(c.growth, ['doubling', 'fixed'] as const, fn, 'options.growth');
+  assertNumber(c.learningRate, fn, 'options.learningRate', 0, Infinity, { min: true });
+  assertNumber(c.clipNorm, fn, 'options.clipNorm', 0);
+  if (typeof c.checkpoint !== 'boolean') assertInt(c.checkpoint, fn, 'options.checkpoint', 1);
+  if (!Array.isArray(c.encoderChannels) || c.encoderChannels.length < 1) {
+    throw new VncaError(fn, 'options.encoderChannels', `must be a non-empty array of positive integers, but got ${describe(c.encoderChannels)}.`);
+  }
+  c.encoderChannels.forEach((v, i) => assertInt(v, fn, `options.encoderChannels[${i}]`, 1));
+  if (!Array.isArray(c.stepsRange) || c.stepsRange.length !== 2) {
+    throw new VncaError(fn, 'options.stepsRange', `must be [min, max], but got ${describe(c.stepsRange)}.`);
+  }
+  assertInt(c.stepsRange[0], fn, 'options.stepsRange[0]', 0);
+  assertInt(c.stepsRange[1], fn, 'options.stepsRange[1]', c.stepsRange[0]);
+  if (c.growth === 'doubling') {
+    const seed = c.imageSize / 2 ** c.nDoublings;
+    if (!Number.isInteger(seed)) {
+      throw new VncaError(fn, 'options.imageSize', `must be divisible by 2^nDoublings = ${2 ** c.nDoublings} for doubling growth, but got ${c.imageSize}.`);
+    }
+  }
+  if (c.likelihood === 'bernoulli' && c.imageChannels !== 1) {
+    throw new VncaError(fn, 'options.imageChannels', `must be 1 with the 'bernoulli' likelihood, but got ${c.imageChannels}.`);
+  }
+  if (c.likelihood === 'dmol' && c.imageChannels !== 3) {
+    throw new VncaError(fn, 'options.imageChannels', `must be 3 with the 'dmol' likelihood, but got ${c.imageChannels}.`);
+  }
+  const needed = c.likelihood === 'bernoulli' ? 1 : 10 * c.nMix;
+  if (c.zSize < needed) {
+    throw new VncaError(fn, 'options.zSize', `must be at least ${needed} (the likelihood's channels), but got ${c.zSize}.`);
+  }
+  return { ...c, encoderChannels: [...c.encoderChannels], stepsRange: [c.stepsRange[0], c.stepsRange[1]] };
+}
+
+
+/** A class of update rule that {@link VNCA.load} can rebuild from its config. @category VAE */
+export type UpdateRuleClass = (new (config: never) => UpdateRule) & { className: string };
+
+const VNCA_FORMAT = 'vnca';
+const VNCA_FORMAT_VERSION = 1;
+
+/** Name of a weight relative to its layer (`conv_in/kernel`). @internal */
+export function relativeWeightName(layerName: string, originalName: string): string {
+  const key = `${layerName}/`;
+  const i = originalName.lastIndexOf(key);
+  return i >= 0 ? originalName.slice(i + key.length) : originalName;
+}
+
+function resolveHandler(target: unknown, kind: 'save' | 'load', fn: string): tf.io.IOHandler {
+  if (typeof target === 'string') {
+    const handlers = kind === 'save' ? tf.io.getSaveHandlers(target) : tf.io.getLoadHandlers(target);
+    if (handlers.length === 0) {
+      throw new VncaError(fn, kind === 'save' ? 'target' : 'source', `must be a URL with a registered tfjs IO scheme (localstorage://, indexeddb://, downloads://, http(s)://) or an IOHandler, but got ${describe(target)}; on Node use fileSystem(dir) from 'vnca/node'.`);
+    }
+    return handlers[0]!;
+  }
+  if (typeof target !== 'object' || target === null || typeof (target as tf.io.IOHandler)[kind] !== 'function') {
+    throw new VncaError(fn, kind === 'save' ? 'target' : 'source', `must be a URL string or a tf.io.IOHandler with a ${kind}() method, but got ${describe(target)}.`);
+  }
+  return target as tf.io.IOHandler;
+}
+
+function buildRule(spec: { className: string; config: tf.serialization.ConfigDict }, classes: UpdateRuleClass[], fn: string): UpdateRule | undefined {
+  if (spec.className === ResidualUpdateRule.className) return undefined; // the default rule, rebuilt from the VNCA config
+  const registry = tf.serialization.SerializationMap.getMap().classNameMap as Record<string, [unknown, unknown]>;
+  const cls = classes.find((c) => c.className === spec.className)
+    ?? (registry[spec.className]?.[0] as UpdateRuleClass | undefined);
+  if (!cls) {
+    throw new VncaError(fn, 'updateRule', `'${spec.className}' is not a known update rule class: pass it in options.updateRules or register it with tf.serialization.registerClass.`);
+  }
+  const rule = new cls(spec.config as never);
+  if (!(rule instanceof UpdateRule)) throw new VncaError(fn, 'updateRule', `'${spec.className}' must extend UpdateRule.`);
+  return rule;
+}
+
+/**
+ * The Variational Neural Cellular Automaton (Palm et al., ICLR 2022): a VAE whose decoder is
+ * a neural cellular automaton. An {@link Encoder} maps an image to q(z|x) = N(mu, exp(logsigma)^2);
+ * z is copied into every cell of a small seed grid (2x2 by default) and the update rule grows
+ * it, dividing every cell into 2x2 after each `stepsPerDoubling` steps, until the grid has the
+ * image's size. The likelihood p(x|z) is read from the first channels of the final cells.
+ *
+ * Runs on any tfjs backend. `new VNCA()` is the paper's MNIST model (6,585,088 parameters).
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import '@tensorflow/tfjs-backend-wasm';
+ * import { VNCA } from 'vnca';
+ * await tf.setBackend('wasm');
+ * const model = new VNCA({ zSize: 64, hidden: 64 });
+ * const stats = model.trainStep(batch);        // batch: [32, 32, 32, 1] in {0, 1}
+ * const images = model.sample(16);             // [16, 32, 32, 1] pixel probabilities
+ * ```
+ * @category VAE
+ */
+export class VNCA {
+  /** The resolved configuration. */
+  readonly config: VNCAConfig;
+  /** The encoder: `[b, H, W, C]` → `[b, 2 * zSize]` = [mu, logsigma]. */
+  readonly encoder: Encoder;
+  /** The update rule of the decoding automaton: `[b, h, w, zSize]` → delta. */
+  readonly rule: UpdateRule;
+  private optimizer: tf.Optimizer | null = null;
+  private disposed = false;
+  private sampleCounter = 0;
+
+  /**
+   * @param options Sizes and training settings; every default is the paper's model.
+   */
+  constructor(options: VNCAOptions = {}) {
+    const fn = 'VNCA';
+    this.config = resolveConfig(options, fn);
+    const c = this.config;
+    if (options.updateRule !== undefined && !(options.updateRule instanceof UpdateRule)) {
+      throw new VncaError(fn, 'options.updateRule', `must be an UpdateRule instance, but got ${describe(options.updateRule)}.`);
+    }
+    this.encoder = new Encoder({
+      inChannels: c.imageChannels, zSize: c.zSize, channels: c.encoderChannels, inputSize: c.imageSize,
+    });
+    this.rule = options.updateRule
+      ?? new ResidualUpdateRule({ channels: c.zSize, hidden: c.hidden, nBlocks: c.nBlocks });
+    // Build both now so weights exist (for counting, saving, loading) before any call.
+    ensureBuilt(this.encoder as never, [null as never, c.imageSize, c.imageSize, c.imageChannels]);
+    const s = this.seedSize;
+    ensureBuilt(this.rule as never, [null as never, s, s, c.zSize]);
+  }
+
+  /** Height and width of the grid z is written into. */
+  get seedSize(): number {
+    const c = this.config;
+    return c.growth === 'doubling' ? c.imageSize / 2 ** c.nDoublings : c.imageSize;
+  }
+
+  /** Total trainable parameters (encoder + update rule). */
+  countParams(): number {
+    return this.encoder.countParams() + this.rule.countParams();
+  }
+
+  /** Every trainable variable, encoder first, then the update rule. */
+  get trainableVariables(): tf.Variable[] {
+    return [...this.encoder.trainableWeights, ...this.rule.trainableWeights].map((w) => w.read() as tf.Variable);
+  }
+
+  private check(fn: string): void {
+    if (this.disposed) throw new VncaError(fn, 'this', 'is a disposed VNCA; create or load a new one.');
+  }
+
+  private checkImages(x: unknown, fn: string, arg = 'x'): asserts x is tf.Tensor4D {
+    assertState(x, fn, arg);
+    const c = this.config;
+    const [, h, w, ch] = x.shape;
+    if (h !== c.imageSize || w !== c.imageSize || ch !== c.imageChannels) {
+      throw new VncaError(fn, arg, `must have shape [batch, ${c.imageSize}, ${c.imageSize}, ${c.imageChannels}], but got [${x.shape.join(', ')}].`);
+    }
+  }
+
+  private checkZ(z: unknown, fn: string): asserts z is tf.Tensor2D {
+    assertRank(z, 2, fn, 'z', '[batch, zSize]');
+    if (z.shape[1] !== this.config.zSize) {
+      throw new VncaError(fn, 'z', `must have shape [batch, ${this.config.zSize}], but got [${z.shape.join(', ')}].`);
+    }
+  }
+
+  /**
+   * The posterior q(z|x) of a batch of images.
+   *
+   * @param x Images `[batch, imageSize, imageSize, imageChannels]` with values in [0, 1].
+   * @returns A {@link DiagonalGaussian} with `mean` and `logStd` `[batch, zSize]`; the caller disposes it.
+   */
+  encode(x: tf.Tensor4D): DiagonalGaussian {
+    const fn = 'VNCA.encode';
+    this.check(fn);
+    this.checkImages(x, fn);
+    const out = tf.tidy(() => this.encoder.apply(this.toModelInput(x)) as tf.Tensor2D);
+    const q = DiagonalGaussian.fromEncoderOutput(out);
+    out.dispose();
+    return q;
+  }
+
+  /** Images in [0,1] as the encoder and likelihood see them. @internal */
+  private toModelInput(x: tf.Tensor4D): tf.Tensor4D {
+    // Binary images stay in {0,1}; colour images are mapped to [-1, 1] as PixelCNN++ does.
+    return this.config.likelihood === 'dmol' ? (tf.sub(tf.mul(x, 2), 1) as tf.Tensor4D) : x;
+  }
+
+  /** The seed grid: z copied into every cell. @internal */
+  seedGrid(z: tf.Tensor2D): tf.Tensor4D {
+    const s = this.seedSize;
+    return tf.tidy(() => tf.tile(tf.reshape(z, [z.shape[0], 1, 1, this.config.zSize]), [1, s, s, 1]) as tf.Tensor4D);
+  }
+
+  /** Rollout from a seed grid (doubling or fixed), `steps` overriding a fixed rollout's length. @internal */
+  private rollout(
+    seed: tf.Tensor4D, o: { returnStates?: boolean; steps?: number; seed?: number; checkpoint?: boolean | number },
+  ): GrowResult {
+    const c = this.config;
+    const common = { pUpdate: c.pUpdate, returnStates: o.returnStates, seed: o.seed, checkpoint: o.checkpoint ?? c.checkpoint };
+    if (c.growth === 'doubling') {
+      return grow(this.rule, seed, { ...common, stepsPerDoubling: c.stepsPerDoubling, nDoublings: c.nDoublings });
+    }
+    const steps = o.steps ?? Math.round((c.stepsRange[0] + c.stepsRange[1]) / 2);
+    return runSteps(this.rule, seed, { ...common, steps });
+  }
+
+  /**
+   * Grows cell states from latents.
+   *
+   * @param z Latents `[batch, zSize]`.
+   * @param options `returnStates` to get every intermediate state too; `steps` for a fixed-grid
+   *   model (default: the middle of `stepsRange`); `seed` for the update masks when pUpdate < 1.
+   * @returns The final cell states `[batch, imageSize, imageSize, zSize]` (channel 0 holds the
+   *   Bernoulli logits), or with `returnStates` `{ state, states }` where `states` runs from the
+   *   seed grid through every step and doubling. The caller owns every tensor.
+   */
+  decode(z: tf.Tensor2D, options?: { returnStates?: false; steps?: number; seed?: number }): tf.Tensor4D;
+  decode(z: tf.Tensor2D, options: { returnStates: true; steps?: number; seed?: number }): Required<GrowResult>;
+  decode(z: tf.Tensor2D, options: { returnStates?: boolean; steps?: number; seed?: number } = {}): tf.Tensor4D | Required<GrowResult> {
+    const fn = 'VNCA.decode';
+    this.check(fn);
+    this.checkZ(z, fn);
+    if (options.steps !== undefined) assertInt(options.steps, fn, 'options.steps', 0);
+    const seed = this.seedGrid(z);
+    try {
+      const res = this.rollout(seed, { returnStates: options.returnStates, steps: options.steps, seed: options.seed });
+      return options.returnStates ? (res as Required<GrowResult>) : res.state;
+    } finally {
+      seed.dispose();
+    }
+  }
+
+  /**
+   * The image a state shows: the likelihood's mean read from its first channels
+   * (sigmoid of channel 0 for binary images; the mixture mean for colour).
+   *
+   * @param state Cell states `[batch, h, w, zSize]` (any grid size, e.g. an intermediate state).
+   * @returns Images `[batch, h, w, imageChannels]` in [0, 1].
+   */
+  render(state: tf.Tensor4D): tf.Tensor4D {
+    const fn = 'VNCA.render';
+    this.check(fn);
+    assertState(state, fn);
+    if (state.shape[3] !== this.config.zSize) {
+      throw new VncaError(fn, 'state', `must have ${this.config.zSize} channels, but got ${state.shape[3]}.`);
+    }
+    return tf.tidy(() => {
+      if (this.config.likelihood === 'bernoulli') {
+        return tf.sigmoid(tf.slice(state, [0, 0, 0, 0], [-1, -1, -1, 1])) as tf.Tensor4D;
+      }
+      const params = tf.slice(state, [0, 0, 0, 0], [-1, -1, -1, 10 * this.config.nMix]) as tf.Tensor4D;
+      const mean = discretizedMixLogisticMean(params);
+      return tf.clipByValue(tf.div(tf.add(mean, 1), 2), 0, 1) as tf.Tensor4D;
+    });
+  }
+
+  /** log p(x | state) per image `[batch]`. @internal */
+  logLikelihood(state: tf.Tensor4D, x: tf.Tensor4D): tf.Tensor1D {
+    return tf.tidy(() => {
+      if (this.config.likelihood === 'bernoulli') {
+        const logits = tf.slice(state, [0, 0, 0, 0], [-1, -1, -1, 1]) as tf.Tensor4D;
+        return bernoulliLogProb(logits, x);
+      }
+      const params = tf.slice(state, [0, 0, 0, 0], [-1, -1, -1, 10 * this.config.nMix]) as tf.Tensor4D;
+      return discretizedMixLogisticLogProb(params, this.toModelInput(x));
+    });
+  }
+
+  /**
+   * New images from the prior: z ~ N(0, I), grow, read the likelihood's mean.
+   *
+   * @param n Number of images.
+   * @param options `seed` for z (and the update masks).
+   * @returns Images `[n, imageSize, imageSize, imageChannels]` in [0, 1] (pixel probabilities for binary images).
+   */
+  sample(n: number, options: { seed?: number } = {}): tf.Tensor4D {
+    const fn = 'VNCA.sample';
+    this.check(fn);
+    assertInt(n, fn, 'n', 1);
+    if (options.seed !== undefined) assertInt(options.seed, fn, 'options.seed');
+    return tf.tidy(() => {
+      const z = tf.randomNormal([n, this.config.zSize], 0, 1, 'float32', options.seed) as tf.Tensor2D;
+      const state = this.decode(z, { seed: options.seed });
+      return this.render(state);
+    });
+  }
+
+  /**
+   * Reconstructions: encode, decode the posterior mean, read the likelihood's mean.
+   *
+   * @param x Images `[batch, imageSize, imageSize, imageChannels]` in [0, 1].
+   * @returns Images of the same shape in [0, 1].
+   */
+  reconstruct(x: tf.Tensor4D): tf.Tensor4D {
+    const fn = 'VNCA.reconstruct';
+    this.check(fn);
+    this.checkImages(x, fn);
+    const q = this.encode(x);
+    try {
+      return tf.tidy(() => this.render(this.decode(q.mean as tf.Tensor2D)));
+    } finally {
+      q.dispose();
+    }
+  }
+
+  /**
+   * Latent interpolation: decodes `n` points on the line between the posterior means of two images.
+   *
+   * @param x1 First image `[1, imageSize, imageSize, imageChannels]` (or without the batch axis).
+   * @param x2 Second image, same shape.
+   * @param n Number of images, both ends included (>= 2).
+   * @returns Images `[n, imageSize, imageSize, imageChannels]`.
+   */
+  interpolate(x1: tf.Tensor, x2: tf.Tensor, n: number): tf.Tensor4D {
+    const fn = 'VNCA.interpolate';
+    this.check(fn);
+    assertInt(n, fn, 'n', 2);
+    const a = this.asSingleImage(x1, fn, 'x1');
+    const b = this.asSingleImage(x2, fn, 'x2');
+    try {
+      const q = this.encode(tf.concat([a, b]) as tf.Tensor4D);
+      try {
+        return tf.tidy(() => {
+          const [m1, m2] = tf.split(q.mean, 2);
+          const t = tf.reshape(tf.linspace(0, 1, n), [n, 1]);
+          const z = tf.add(tf.mul(tf.sub(1, t), m1!), tf.mul(t, m2!)) as tf.Tensor2D;
+          return this.render(this.decode(z));
+        });
+      } finally {
+        q.dispose();
+      }
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  }
+
+  private asSingleImage(x: tf.Tensor, fn: string, arg: string): tf.Tensor4D {
+    assertTensor(x, fn, arg);
+    const x4 = (x.rank === 3 ? tf.expandDims(x, 0) : tf.clone(x)) as tf.Tensor4D;
+    try {
+      this.checkImages(x4, fn, arg);
+      if (x4.shape[0] !== 1) throw new VncaError(fn, arg, `must hold one image, but got a batch of ${x4.shape[0]}.`);
+    } catch (e) {
+      x4.dispose();
+      throw e;
+    }
+    return x4;
+  }
+
+  /**
+   * Per-example ELBO terms for a batch with one posterior sample each (differentiable).
+   * @internal
+   */
+  elboTerms(x: tf.Tensor4D, rolloutSteps?: number): { loss: tf.Scalar; reconstruction: tf.Scalar; kl: tf.Scalar } {
+    return tf.tidy(() => {
+      const out = this.encoder.apply(this.toModelInput(x)) as tf.Tensor2D;
+      const q = DiagonalGaussian.fromEncoderOutput(out);
+      const z = tf.reshape(q.sample(1), [x.shape[0], this.config.zSize]) as tf.Tensor2D;
+      const seed = this.seedGrid(z);
+      const { state } = this.rollout(seed, { steps: rolloutSteps });
+      const logPx = this.logLikelihood(state, x);
+      const kl = q.klToStandardNormal();
+      const reconstruction = tf.neg(tf.mean(logPx)) as tf.Scalar;
+      const klMean = tf.mean(kl) as tf.Scalar;
+      return { loss: tf.add(reconstruction, klMean) as tf.Scalar, reconstruction, kl: klMean };
+    });
+  }
+
+  /**
+   * One training step: maximise the ELBO of a batch (one posterior sample per image) with
+   * Adam, gradients clipped to global norm `clipNorm`. On the wasm backend the missing
+   * training kernels are registered first ({@link enableWasmTraining}).
+   *
+   * @param batch Images `[batch, imageSize, imageSize, imageChannels]` in [0, 1] (binary for 'bernoulli').
+   * @returns Plain numbers: loss (negative ELBO), reconstruction, KL, gradient norm.
+   */
+  trainStep(batch: tf.Tensor4D): TrainStepResult {
+    const fn = 'VNCA.trainStep';
+    this.check(fn);
+    this.checkImages(batch, fn, 'batch');
+    if (tf.getBackend() === 'wasm') enableWasmTraining();
+    const c = this.config;
+    this.optimizer ??= tf.train.adam(c.learningRate);
+    const vars = this.trainableVariables;
+    const steps = c.growth === 'fixed'
+      ? c.stepsRange[0] + Math.floor(mulberry32(this.sampleCounter++ + 1)() * (c.stepsRange[1] - c.stepsRange[0] + 1))
+      : undefined;
+    let parts: { reconstruction: tf.Scalar; kl: tf.Scalar } | null = null;
+    const { value, grads } = tf.variableGrads(() => {
+      const t = this.elboTerms(batch, steps);
+      parts = { reconstruction: tf.keep(t.reconstruction), kl: tf.keep(t.kl) };
+      return t.loss;
+    }, vars);
+    const gradNorm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))));
+    const norm = gradNorm.dataSync()[0]!;
+    const clipped: tf.NamedTensorMap = {};
+    if (c.clipNorm > 0 && norm > c.clipNorm) {
+      const scale = c.clipNorm / norm;
+      for (const [k, g] of Object.entries(grads)) clipped[k] = tf.mul(g, scale);
+    }
+    const applied = c.clipNorm > 0 && norm > c.clipNorm ? clipped : grads;
+    this.optimizer.applyGradients(applied);
+    const p = parts as unknown as { reconstruction: tf.Scalar; kl: tf.Scalar };
+    const result: TrainStepResult = {
+      loss: value.dataSync()[0]!,
+      reconstruction: p.reconstruction.dataSync()[0]!,
+      kl: p.kl.dataSync()[0]!,
+      gradNorm: norm,
+    };
+    tf.dispose([value, gradNorm, p.reconstruction, p.kl, ...Object.values(grads), ...Object.values(clipped)]);
+    return result;
+  }
+
+  /**
+   * Trains for `steps` steps on random batches drawn (with a seeded sampler) from `data`.
+   *
+   * @param data Training images `[n, imageSize, imageSize, imageChannels]` in [0, 1] (not disposed).
+   * @param options steps, batchSize (default 32), seed, onProgress.
+   * @returns The per-step results.
+   */
+  async fit(data: tf.Tensor4D, options: FitOptions): Promise<TrainStepResult[]> {
+    const fn = 'VNCA.fit';
+    this.check(fn);
+    this.checkImages(data, fn, 'data');
+    if (typeof options !== 'object' || options === null) throw new VncaError(fn, 'options', `must be an object with steps, but got ${describe(options)}.`);
+    assertInt(options.steps, fn, 'options.steps', 1);
+    const batchSize = options.batchSize ?? 32;
+    assertInt(batchSize, fn, 'options.batchSize', 1, data.shape[0]);
+    const rng = mulberry32(options.seed ?? 0);
+    const history: TrainStepResult[] = [];
+    for (let step = 1; step <= options.steps; step++) {
+      const idx = Array.from({ length: batchSize }, () => Math.floor(rng() * data.shape[0]));
+      const batch = tf.tidy(() => tf.gather(data, tf.tensor1d(idx, 'int32')) as tf.Tensor4D);
+      let r: TrainStepResult;
+      try {
+        r = this.trainStep(batch);
+      } finally {
+        batch.dispose();
+      }
+      history.push(r);
+      if (options.onProgress) {
+        const go = await options.onProgress({ ...r, step, steps: options.steps });
+        if (go === false) break;
+      }
+    }
+    return history;
+  }
+
+  /**
+   * Importance-weighted lower bound on log p(x) (IWAE, Burda et al.) with K samples per image,
+   * the paper's evaluation (K = 128). Decodes the K samples of one image in chunks of
+   * `decodeBatchSize`, so K = 128 at 32x32 fits in memory.
+   *
+   * @param x Images `[n, imageSize, imageSize, imageChannels]`.
+   * @param options importanceSamples (default 128), decodeBatchSize (default 32), seed.
+   * @returns Mean bound in nats (and bits/dim), and the per-image bounds.
+   */
+  evaluate(x: tf.Tensor4D, options: { importanceSamples?: number; decodeBatchSize?: number; seed?: number } = {}): EvaluateResult {
+    const fn = 'VNCA.evaluate';
+    this.check(fn);
+    this.checkImages(x, fn);
+    const k = options.importanceSamples ?? 128;
+    assertInt(k, fn, 'options.importanceSamples', 1);
+    const chunk = options.decodeBatchSize ?? 32;
+    assertInt(chunk, fn, 'options.decodeBatchSize', 1);
+    const n = x.shape[0];
+    const perImage = new Float32Array(n);
+    const q = this.encode(x);
+    try {
+      for (let i = 0; i < n; i++) {
+        const bound = tf.tidy(() => {
+          const xi = tf.slice(x, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D;
+          const mean = tf.slice(q.mean, [i, 0], [1, -1]);
+          const logStd = tf.slice(q.logStd, [i, 0], [1, -1]);
+          const qi = new DiagonalGaussian(mean as tf.Tensor2D, logStd as tf.Tensor2D);
+          const seed = options.seed === undefined ? undefined : options.seed + i;
+          const z = qi.sample(k, seed) as tf.Tensor3D; // [k, 1, d]
+          const logQz = qi.logProb(z); // [k, 1]
+          const logPz = standardNormalLogProb(z); // [k, 1]
+          const zFlat = tf.reshape(z, [k, this.config.zSize]) as tf.Tensor2D;
+          const parts: tf.Tensor1D[] = [];
+          for (let s = 0; s < k; s += chunk) {
+            const m = Math.min(chunk, k - s);
+            parts.push(tf.tidy(() => {
+              const zc = tf.slice(zFlat, [s, 0], [m, -1]) as tf.Tensor2D;
+              const state = this.decode(zc);
+              const xs = tf.tile(xi, [m, 1, 1, 1]) as tf.Tensor4D;
+              return this.logLikelihood(state, xs);
+            }));
+          }
+          const logPx = tf.reshape(tf.concat(parts), [k, 1]);
+          return iwae(logPx as tf.Tensor2D, logPz as tf.Tensor2D, logQz as tf.Tensor2D);
+        });
+        perImage[i] = bound.dataSync()[0]!;
+        bound.dispose();
+      }
+    } finally {
+      q.dispose();
+    }
+    const logLikelihood = perImage.reduce((a, b) => a + b, 0) / n;
+    const dims = this.config.imageSize * this.config.imageSize * this.config.imageChannels;
+    return { logLikelihood, bitsPerDim: natsToBitsPerDim(logLikelihood, dims), perImage, importanceSamples: k };
+  }
+
+  /**
+   * Regeneration: damages grown cell states and keeps running the update rule, so the
+   * automaton regrows the damaged part.
+   *
+   * @param state Grown states `[batch, imageSize, imageSize, zSize]` (not disposed).
+   * @param region The cells to zero (see {@link damage}).
+   * @param options `steps` of regrowth (default `stepsPerDoubling`, or `stepsRange[0]` for a fixed
+   *   model), `returnStates` for every state along the way (the damaged state first), `seed`.
+   * @returns The regrown state and, on request, the states along the way; the caller owns them.
+   */
+  regenerate(state: tf.Tensor4D, region: DamageRegion, options: { steps?: number; returnStates?: boolean; seed?: number } = {}): GrowResult {
+    const fn = 'VNCA.regenerate';
+    this.check(fn);
+    assertState(state, fn);
+    const c = this.config;
+    if (state.shape[3] !== c.zSize) throw new VncaError(fn, 'state', `must have ${c.zSize} channels, but got ${state.shape[3]}.`);
+    const steps = options.steps ?? (c.growth === 'doubling' ? c.stepsPerDoubling : c.stepsRange[0]);
+    assertInt(steps, fn, 'options.steps', 0);
+    const damaged = damage(state, region);
+    try {
+      return runSteps(this.rule, damaged, { steps, pUpdate: c.pUpdate, returnStates: options.returnStates, seed: options.seed });
+    } finally {
+      damaged.dispose();
+    }
+  }
+
+  /**
+   * Inpainting, as the paper's authors suggest: encode the image (its unknown pixels zeroed),
+   * grow it, damage the cells of the unknown region and let the automaton grow new content
+   * there, while the known cells are held at their grown values; the known pixels of the
+   * result are the input's.
+   *
+   * @param x Images `[batch, imageSize, imageSize, imageChannels]` in [0, 1].
+   * @param mask Unknown region, 1 = to fill: `[imageSize, imageSize]`, `[batch, imageSize, imageSize]` or `[batch, imageSize, imageSize, 1]`.
+   * @param options `steps` of regrowth (default `2 * stepsPerDoubling`, or `stepsRange[0]`), `seed`.
+   * @returns Images of the shape of `x`: known pixels from `x`, the region grown anew.
+   */
+  inpaint(x: tf.Tensor4D, mask: tf.Tensor, options: { steps?: number; seed?: number } = {}): tf.Tensor4D {
+    const fn = 'VNCA.inpaint';
+    this.check(fn);
+    this.checkImages(x, fn);
+    assertTensor(mask, fn, 'mask');
+    const c = this.config;
+    const [b, h, w] = x.shape;
+    const okShape = (mask.rank === 2 && mask.shape[0] === h && mask.shape[1] === w)
+      || (mask.rank === 3 && mask.shape[0] === b && mask.shape[1] === h && mask.shape[2] === w)
+      || (mask.rank === 4 && mask.shape[0] === b && mask.shape[1] === h && mask.shape[2] === w && mask.shape[3] === 1);
+    if (!okShape) {
+      throw new VncaError(fn, 'mask', `must have shape [${h}, ${w}], [${b}, ${h}, ${w}] or [${b}, ${h}, ${w}, 1], but got [${mask.shape.join(', ')}].`);
+    }
+    const steps = options.steps ?? (c.growth === 'doubling' ? 2 * c.stepsPerDoubling : c.stepsRange[0]);
+    assertInt(steps, fn, 'options.steps', 0);
+    const m = tf.tidy(() => tf.broadcastTo(tf.reshape(tf.cast(mask, 'float32'), [mask.rank === 2 ? 1 : b, h, w, 1]), [b, h, w, 1]) as tf.Tensor4D);
+    try {
+      const known = tf.tidy(() => tf.mul(x, tf.sub(1, m)) as tf.Tensor4D);
+      const q = this.encode(known);
+      known.dispose();
+      let grown: tf.Tensor4D;
+      try {
+        grown = this.decode(q.mean as tf.Tensor2D, { seed: options.seed });
+      } finally {
+        q.dispose();
+      }
+      const keep = tf.tidy(() => tf.sub(1, m));
+      let cur = tf.tidy(() => tf.mul(grown, keep) as tf.Tensor4D);
+      for (let i = 0; i < steps; i++) {
+        const next = tf.tidy(() => {
+          const stepped = runSteps(this.rule, cur, {
+            steps: 1, pUpdate: c.pUpdate, seed: options.seed === undefined ? undefined : options.seed + i,
+          }).state;
+          // Known cells are held at their grown values; only the region evolves.
+          return tf.add(tf.mul(stepped, m), tf.mul(grown, keep)) as tf.Tensor4D;
+        });
+        cur.dispose();
+        cur = next;
+      }
+      const out = tf.tidy(() => tf.add(tf.mul(x, keep), tf.mul(this.render(cur), m)) as tf.Tensor4D);
+      tf.dispose([cur, grown, keep]);
+      return out;
+    } finally {
+      m.dispose();
+    }
+  }
+
+  /**
+   * Every weight with a stable name: `encoder/<weight>` then `rule/<weight>`, where `<weight>`
+   * is the name the layer gave it (e.g. `rule/conv_in/kernel`). Save and load match by these names.
+   */
+  namedWeights(): { name: string; variable: tf.Variable }[] {
+    const out: { name: string; variable: tf.Variable }[] = [];
+    const seen = new Set<string>();
+    for (const [prefix, layer] of [['encoder', this.encoder], ['rule', this.rule]] as const) {
+      for (const w of layer.weights) {
+        const name = `${prefix}/${relativeWeightName(layer.name, w.originalName)}`;
+        if (seen.has(name)) throw new VncaError('VNCA.namedWeights', name, 'is not unique: give each weight of a layer its own name.');
+        seen.add(name);
+        out.push({ name, variable: w.read() as tf.Variable });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Saves the configuration and weights through a tfjs IO handler or URL scheme
+   * (`localstorage://`, `indexeddb://`, `downloads://`, `http(s)://`, `tf.io.withSaveHandler`,
+   * or `fileSystem(dir)` from `vnca/node`).
+   *
+   * @param target A URL string or an `tf.io.IOHandler`.
+   * @returns The handler's save result.
+   */
+  async save(target: string | tf.io.IOHandler): Promise<tf.io.SaveResult> {
+    const fn = 'VNCA.save';
+    this.check(fn);
+    const handler = resolveHandler(target, 'save', fn);
+    const named = this.namedWeights();
+    const { data, specs } = await tf.io.encodeWeights(named.map(({ name, variable }) => ({ name, tensor: variable })));
+    const ruleConfig = this.rule.getConfig();
+    const topology = {
+      format: VNCA_FORMAT,
+      formatVersion: VNCA_FORMAT_VERSION,
+      config: this.config,
+      updateRule: { className: (this.rule.constructor as unknown as { className: string }).className, config: ruleConfig },
+    };
+    return handler.save!({
+      modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'],
+      format: VNCA_FORMAT,
+      generatedBy: 'vnca',
+      weightSpecs: specs,
+      weightData: data,
+    });
+  }
+
+  /**
+   * Loads a model saved by {@link VNCA.save}. The saved config rebuilds the same model;
+   * a custom update rule loads when its class is registered with
+   * `tf.serialization.registerClass` or passed in `options.updateRules`. Every weight is
+   * checked (names, shapes) before any is set: no half-loaded model.
+   *
+   * @param source A URL string or a `tf.io.IOHandler` (e.g. `fileSystem(dir)` from `vnca/node`).
+   * @param options `updateRules`: custom {@link UpdateRule} classes the model may use.
+   * @returns The model; the caller disposes it.
+   */
+  static async load(
+    source: string | tf.io.IOHandler, options: { updateRules?: UpdateRuleClass[] } = {},
+  ): Promise<VNCA> {
+    const fn = 'VNCA.load';
+    const handler = resolveHandler(source, 'load', fn);
+    const artifacts = await handler.load!();
+    return VNCA.fromArtifacts(artifacts, options);
+  }
+
+  /**
+   * Builds a model from tfjs model artifacts as {@link VNCA.save} writes them.
+   *
+   * @param artifacts `modelTopology` with the VNCA config, `weightSpecs` and `weightData`.
+   * @param options `updateRules`: custom {@link UpdateRule} classes the model may use.
+   * @returns The model; the caller disposes it.
+   */
+  static fromArtifacts(artifacts: tf.io.ModelArtifacts, options: { updateRules?: UpdateRuleClass[] } = {}): VNCA {
+    const fn = 'VNCA.fromArtifacts';
+    const topo = artifacts?.modelTopology as { format?: string; formatVersion?: number; config?: VNCAOptions; updateRule?: { className: string; config: tf.serialization.ConfigDict } } | undefined;
+    if (!topo || topo.format !== VNCA_FORMAT || typeof topo.config !== 'object') {
+      throw new VncaError(fn, 'artifacts.modelTopology', `must be a VNCA model (format '${VNCA_FORMAT}'), but got ${describe(topo?.format ?? topo)}.`);
+    }
+    if (topo.formatVersion !== VNCA_FORMAT_VERSION) {
+      throw new VncaError(fn, 'artifacts.modelTopology.formatVersion', `must be ${VNCA_FORMAT_VERSION}, but got ${describe(topo.formatVersion)}.`);
+    }
+    if (!artifacts.weightSpecs || !artifacts.weightData) {
+      throw new VncaError(fn, 'artifacts', 'must hold weightSpecs and weightData, but they are missing.');
+    }
+    const updateRule = topo.updateRule ? buildRule(topo.updateRule, options.updateRules ?? [], fn) : undefined;
+    const model = new VNCA({ ...topo.config, ...(updateRule ? { updateRule } : {}) });
+    try {
+      const buffer = tf.io.concatenateArrayBuffers(
+        Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData],
+      );
+      const expectedBytes = artifacts.weightSpecs.reduce((a, s) => a + 4 * s.shape.reduce((p, d) => p * d, 1), 0);
+      if (buffer.byteLength !== expectedBytes) {
+        throw new VncaError(fn, 'artifacts.weightData', `must hold ${expectedBytes} bytes for its weightSpecs, but got ${buffer.byteLength}.`);
+      }
+      const tensors = tf.io.decodeWeights(buffer, artifacts.weightSpecs);
+      try {
+        model.setNamedWeights(tensors, fn);
+      } finally {
+        tf.dispose(Object.values(tensors));
+      }
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  /**
+   * Builds a doubling VNCA from the PyTorch reference's `state_dict` saved as safetensors
+   * (keys `encoder.{0,2,4,6,8}.{weight,bias}`, `encoder.11.{weight,bias}`,
+   * `nca.update_net.0.{weight,bias}`, `nca.update_net.{1..4}.delegate.{0,2}.{weight,bias}`,
+   * `nca.update_net.5.{weight,bias}`). Sizes (zSize, hidden, blocks, encoder channels) are read
+   * from the shapes; the rest comes from `options` (defaults: the paper's). NCHW kernels become
+   * NHWC, and the encoder's last layer is permuted from PyTorch's (C, H, W) flatten order, so
+   * encoder and decoder outputs equal the reference's. Unknown or missing keys, wrong shapes,
+   * truncated files give a {@link VncaError}; nothing is half-loaded.
+   *
+   * @param bytes The safetensors file.
+   * @param options Growth and training options not stored in the weights (e.g. `stepsPerDoubling`).
+   * @returns The model; the caller disposes it.
+   */
+  static fromPyTorch(bytes: ArrayBuffer | Uint8Array, options: Omit<VNCAOptions, 'zSize' | 'hidden' | 'nBlocks' | 'encoderChannels' | 'imageChannels' | 'updateRule'> = {}): VNCA {
+    const fn = 'VNCA.fromPyTorch';
+    const st = parseSafetensors(bytes);
+    const sizes = pytorchSizes(st);
+    for (const key of ['zSize', 'hidden', 'nBlocks', 'encoderChannels', 'imageChannels', 'updateRule']) {
+      if (key in (options as object)) throw new VncaError(fn, `options.${key}`, 'is read from the weights and cannot be given.');
+    }
+    const named = pytorchToNamedWeights(st, sizes);
+    const model = new VNCA({ ...options, ...sizes });
+    try {
+      const tensors: tf.NamedTensorMap = {};
+      try {
+        for (const [name, t] of named) tensors[name] = tf.tensor(t.data, t.shape, 'float32');
+        model.setNamedWeights(tensors, fn);
+      } finally {
+        tf.dispose(Object.values(tensors));
+      }
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  /**
+   * Sets every weight from a name → tensor map (names as {@link VNCA.namedWeights} gives them).
+   * All names and shapes are checked before any weight changes. @internal
+   */
+  setNamedWeights(tensors: tf.NamedTensorMap, fn = 'VNCA.setNamedWeights'): void {
+    const named = this.namedWeights();
+    const want = new Set(named.map((n) => n.name));
+    const missing = named.filter((n) => !(n.name in tensors)).map((n) => n.name);
+    const unknown = Object.keys(tensors).filter((k) => !want.has(k));
+    if (missing.length) throw new VncaError(fn, 'weights', `are missing ${missing.join(', ')}.`);
+    if (unknown.length) throw new VncaError(fn, 'weights', `hold unknown names ${unknown.join(', ')}.`);
+    for (const { name, variable } of named) {
+      const t = tensors[name]!;
+      if (!tf.util.arraysEqual(t.shape, variable.shape)) {
+        throw new VncaError(fn, `weights['${name}']`, `must have shape [${variable.shape.join(', ')}], but got [${t.shape.join(', ')}].`);
+      }
+    }
+    for (const { name, variable } of named) tf.tidy(() => variable.assign(tf.cast(tensors[name]!, 'float32')));
+  }
+
+  /** Frees every weight and the optimizer's state. The model cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.optimizer?.dispose();
+    this.optimizer = null;
+    for (const w of [...this.encoder.weights, ...this.rule.weights]) w.dispose();
+    this.disposed = true;
+  }
+}
