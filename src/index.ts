@@ -36,5 +36,6 @@ export {
   VNCA, type VNCAOptions, type VNCAConfig, type TrainStepResult, type FitProgress, type FitOptions,
   type EvaluateResult, type UpdateRuleClass,
 } from './vae/VNCA.js';
+export { clipByGlobalNorm, globalNorm } from './vae/clip.js';
 export { parseSafetensors, writeSafetensors, type Safetensors, type SafetensorsEntry } from './vae/safetensors.js';
 export type { PyTorchVNCASizes } from './vae/pytorch.js';

@@ -12,6 +12,7 @@ import { bernoulliLogProb, discretizedMixLogisticLogProb, discretizedMixLogistic
 import { iwae, natsToBitsPerDim } from './losses.js';
 import { Encoder } from './Encoder.js';
 import { mulberry32 } from '../core/random.js';
+import { clipByGlobalNorm, globalNorm } from './clip.js';
 import { parseSafetensors } from './safetensors.js';
 import { pytorchSizes, pytorchToNamedWeights } from './pytorch.js';
 
@@ -473,7 +474,9 @@ export class VNCA {
     const a = this.asSingleImage(x1, fn, 'x1');
     const b = this.asSingleImage(x2, fn, 'x2');
     try {
-      const q = this.encode(tf.concat([a, b]) as tf.Tensor4D);
+      const pair = tf.concat([a, b]) as tf.Tensor4D;
+      const q = this.encode(pair);
+      pair.dispose();
       try {
         return tf.tidy(() => {
           const [m1, m2] = tf.split(q.mean, 2);
@@ -547,23 +550,17 @@ export class VNCA {
       parts = { reconstruction: tf.keep(t.reconstruction), kl: tf.keep(t.kl) };
       return t.loss;
     }, vars);
-    const gradNorm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))));
-    const norm = gradNorm.dataSync()[0]!;
-    const clipped: tf.NamedTensorMap = {};
-    if (c.clipNorm > 0 && norm > c.clipNorm) {
-      const scale = c.clipNorm / norm;
-      for (const [k, g] of Object.entries(grads)) clipped[k] = tf.mul(g, scale);
-    }
-    const applied = c.clipNorm > 0 && norm > c.clipNorm ? clipped : grads;
-    this.optimizer.applyGradients(applied);
+    const clipped = c.clipNorm > 0 ? clipByGlobalNorm(grads, c.clipNorm) : null;
+    const gradNorm = clipped ? clipped.norm : globalNorm(grads);
+    this.optimizer.applyGradients(clipped ? clipped.grads : grads);
     const p = parts as unknown as { reconstruction: tf.Scalar; kl: tf.Scalar };
     const result: TrainStepResult = {
       loss: value.dataSync()[0]!,
       reconstruction: p.reconstruction.dataSync()[0]!,
       kl: p.kl.dataSync()[0]!,
-      gradNorm: norm,
+      gradNorm,
     };
-    tf.dispose([value, gradNorm, p.reconstruction, p.kl, ...Object.values(grads), ...Object.values(clipped)]);
+    tf.dispose([value, p.reconstruction, p.kl, ...Object.values(grads), ...Object.values(clipped?.grads ?? {})]);
     return result;
   }
 
