@@ -33,7 +33,7 @@ export {
 export { elbo, elboLoss, iwae, natsToBitsPerDim, bitsPerDimToNats, type ElboResult, type ElboOptions } from './vae/losses.js';
 export { Encoder, registerEncoder, type EncoderOptions } from './vae/Encoder.js';
 export {
-  VNCA, type VNCAOptions, type VNCAConfig, type TrainStepResult, type FitProgress, type FitOptions,
+  VNCA, NON_DOUBLING_MNIST, type VNCAOptions, type VNCAConfig, type TrainStepResult, type FitProgress, type FitOptions,
   type EvaluateResult, type UpdateRuleClass,
 } from './vae/VNCA.js';
 export { clipByGlobalNorm, globalNorm } from './vae/clip.js';

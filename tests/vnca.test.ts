@@ -20,7 +20,7 @@ const fixtureBytes = readFileSync(new URL('./fixtures/vnca-tiny.safetensors', im
 
 /** Test-only custom rule: one 1x1 convolution. */
 class OneByOne extends UpdateRule {
-  static className = 'test.OneByOne';
+  static override className = 'test.OneByOne';
   private kernel!: tf.Variable;
   override build(): void {
     this.kernel = this.addWeight('kernel', [1, 1, this.channels, this.channels], 'float32', { apply: (s: number[]) => tf.randomNormal(s, 0, 0.1, 'float32', 5) } as never).read() as tf.Variable;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { VncaError, assertInt, describe } from '../core/errors.js';
+import { VncaError, assertInt, assertOneOf, describe } from '../core/errors.js';
 import { fastConv2d } from '../backend/wasmTraining.js';
 import { UpdateRule, optionsRecord } from './UpdateRule.js';
 
@@ -19,6 +19,13 @@ export interface ResidualUpdateRuleOptions {
   nBlocks?: number;
   /** Size of the first (spatial) convolution. Odd integer >= 1, default 3. */
   kernelSize?: number;
+  /**
+   * Activation after the first convolution: `'linear'` (the doubling VNCA, default) or
+   * `'elu'` (the non-doubling VNCA's rule conv3x3 ; ELU ; conv1x1, with `nBlocks: 0`).
+   */
+  inActivation?: 'linear' | 'elu';
+  /** Whether the last convolution has a bias (default true; the non-doubling VNCA's has none). */
+  outBias?: boolean;
   /** Layer name (tfjs-layers makes one up when absent). */
   name?: string;
   /** Whether the weights are trained (default true). */
@@ -63,7 +70,7 @@ function torchUniform(fanIn: number): ReturnType<typeof tfl.initializers.randomU
  * | `block{i}/conv2/kernel` | `[1, 1, hidden, channels]` | U(±1/sqrt(hidden)) |
  * | `block{i}/conv2/bias` | `[channels]` | U(±1/sqrt(hidden)) |
  * | `conv_out/kernel` | `[1, 1, channels, channels]` | zeros |
- * | `conv_out/bias` | `[channels]` | zeros |
+ * | `conv_out/bias` (unless `outBias: false`) | `[channels]` | zeros |
  *
  * (blocks in order, each block's four weights together). The initialisers are PyTorch's
  * defaults, as in the reference implementation. A PyTorch `Conv2d` weight
@@ -90,17 +97,23 @@ export class ResidualUpdateRule extends UpdateRule {
   readonly nBlocks: number;
   /** Size of the first convolution's kernel. */
   readonly kernelSize: number;
+  /** Activation after the first convolution. */
+  readonly inActivation: 'linear' | 'elu';
+  /** Whether the last convolution has a bias. */
+  readonly outBias: boolean;
 
   private convIn: [tfl.LayerVariable, tfl.LayerVariable] | null = null;
   private blocks: [tfl.LayerVariable, tfl.LayerVariable, tfl.LayerVariable, tfl.LayerVariable][] = [];
-  private convOut: [tfl.LayerVariable, tfl.LayerVariable] | null = null;
+  private convOut: [tfl.LayerVariable, tfl.LayerVariable | null] | null = null;
 
   /**
    * @param options - Sizes ({@link ResidualUpdateRuleOptions}); the defaults are the paper's.
    */
   constructor(options: ResidualUpdateRuleOptions = {}) {
     const o = optionsRecord(options, NAME);
-    const { channels = 256, hidden = 256, nBlocks = 4, kernelSize = 3 } = o;
+    const { channels = 256, hidden = 256, nBlocks = 4, kernelSize = 3, inActivation = 'linear', outBias = true } = o;
+    assertOneOf(inActivation, ['linear', 'elu'] as const, NAME, 'inActivation');
+    if (typeof outBias !== 'boolean') throw new VncaError(NAME, 'outBias', `must be a boolean, but got ${describe(outBias)}.`);
     assertInt(hidden, NAME, 'hidden', 1);
     assertInt(nBlocks, NAME, 'nBlocks', 0);
     assertInt(kernelSize, NAME, 'kernelSize', 1);
@@ -109,6 +122,8 @@ export class ResidualUpdateRule extends UpdateRule {
     this.hidden = hidden;
     this.nBlocks = nBlocks;
     this.kernelSize = kernelSize;
+    this.inActivation = inActivation;
+    this.outBias = outBias;
   }
 
   /**
@@ -138,7 +153,7 @@ export class ResidualUpdateRule extends UpdateRule {
     const zeros = tfl.initializers.zeros();
     this.convOut = [
       this.addWeight('conv_out/kernel', [1, 1, c, c], 'float32', zeros),
-      this.addWeight('conv_out/bias', [c], 'float32', zeros),
+      this.outBias ? this.addWeight('conv_out/bias', [c], 'float32', zeros) : null,
     ];
     this.trainable = this.trainable; // gives the new variables the layer's trainable flag
     this.built = true;
@@ -151,20 +166,23 @@ export class ResidualUpdateRule extends UpdateRule {
   delta(state: tf.Tensor4D): tf.Tensor4D {
     if (this.convIn === null || this.convOut === null) this.build(state.shape);
     const [inK, inB] = this.convIn!;
-    let x = fastConv2d(state, inK.read() as tf.Tensor4D, { bias: inB.read() as tf.Tensor1D });
+    let x = fastConv2d(state, inK.read() as tf.Tensor4D, { bias: inB.read() as tf.Tensor1D, activation: this.inActivation });
     for (const [k1, b1, k2, b2] of this.blocks) {
       const h = fastConv2d(x, k1.read() as tf.Tensor4D, { bias: b1.read() as tf.Tensor1D, activation: 'elu' });
       x = tf.add(x, fastConv2d(h, k2.read() as tf.Tensor4D, { bias: b2.read() as tf.Tensor1D }));
     }
     const [outK, outB] = this.convOut!;
-    return fastConv2d(x, outK.read() as tf.Tensor4D, { bias: outB.read() as tf.Tensor1D });
+    return fastConv2d(x, outK.read() as tf.Tensor4D, outB ? { bias: outB.read() as tf.Tensor1D } : {});
   }
 
   /**
-   * @returns The base config plus `hidden`, `nBlocks` and `kernelSize`.
+   * @returns The base config plus `hidden`, `nBlocks`, `kernelSize`, `inActivation` and `outBias`.
    */
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), hidden: this.hidden, nBlocks: this.nBlocks, kernelSize: this.kernelSize };
+    return {
+      ...super.getConfig(), hidden: this.hidden, nBlocks: this.nBlocks, kernelSize: this.kernelSize,
+      inActivation: this.inActivation, outBias: this.outBias,
+    };
   }
 }
 

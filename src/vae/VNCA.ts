@@ -3,9 +3,11 @@ import {
   assertInt, assertNumber, assertOneOf, assertRank, assertState, assertTensor, describe, VncaError,
 } from '../core/errors.js';
 import { damage, type DamageRegion } from '../core/damage.js';
+import { SamplePool, damageSubset, type PoolSample } from '../core/SamplePool.js';
 import { grow, runSteps, ensureBuilt, type GrowResult } from '../growth/grow.js';
 import { UpdateRule } from '../layers/UpdateRule.js';
 import { ResidualUpdateRule } from '../layers/ResidualUpdateRule.js';
+import { PerceptionUpdateRule } from '../layers/PerceptionUpdateRule.js';
 import { enableWasmTraining } from '../backend/wasmTraining.js';
 import { DiagonalGaussian, standardNormalLogProb } from './distributions.js';
 import { bernoulliLogProb, discretizedMixLogisticLogProb, discretizedMixLogisticMean } from './likelihoods.js';
@@ -29,6 +31,10 @@ export interface VNCAOptions {
   hidden?: number;
   /** Residual blocks of the update rule. Default 4. */
   nBlocks?: number;
+  /** Activation after the rule's first convolution: 'linear' (doubling model, default) or 'elu' (non-doubling). */
+  inActivation?: 'linear' | 'elu';
+  /** Whether the rule's last convolution has a bias. Default true (the non-doubling model's has none). */
+  outBias?: boolean;
   /** Update steps before the first doubling and after each (doubling growth). Default 8. */
   stepsPerDoubling?: number;
   /** Number of 2x2 cell divisions (doubling growth). Default 4: 2x2 → 32x32. */
@@ -57,6 +63,19 @@ export interface VNCAOptions {
   growth?: 'doubling' | 'fixed';
   /** Inclusive range of the number of steps of a `'fixed'` rollout. Default [32, 64]. */
   stepsRange?: [number, number];
+  /**
+   * Sample-pool training of a `'fixed'` model (the paper's non-doubling VNCA: 1024): the final
+   * states of earlier batches, with their images, are kept in a {@link SamplePool}; a part of each
+   * batch starts from pooled states instead of the seed, and some of those are damaged first, so
+   * the automaton learns to persist and to regenerate. 0 (default) turns it off.
+   */
+  poolSize?: number;
+  /** Fraction of each batch drawn from the pool once it is full. Default 0.5. */
+  poolFraction?: number;
+  /** Fraction of each batch (taken from the pooled part) that gets a square of cells zeroed. Default 0.25. */
+  damageFraction?: number;
+  /** Side of the damaged square in cells. Default 14 (the paper, on 28x28). */
+  damageSize?: number;
   /** Adam learning rate. Default 1e-4. */
   learningRate?: number;
   /** Global-norm gradient clip; 0 disables. Default 10. */
@@ -69,6 +88,32 @@ export interface VNCAOptions {
    */
   updateRule?: UpdateRule;
 }
+
+/**
+ * The paper's second model, the non-doubling VNCA on MNIST (28x28): z written into every cell
+ * of the full grid, update rule conv3x3 ; ELU ; conv1x1 (no bias, zero-initialised), a random
+ * number of steps in [32, 64] per rollout, a pool of 1024 earlier final states (half of each
+ * batch drawn from it, a quarter damaged with a 14x14 square), global-norm clip 1, batch 128.
+ * Use as `new VNCA(NON_DOUBLING_MNIST)`; any option can be overridden.
+ *
+ * @category VAE
+ */
+export const NON_DOUBLING_MNIST: Readonly<VNCAOptions> = Object.freeze({
+  growth: 'fixed',
+  imageSize: 28,
+  zSize: 128,
+  hidden: 128,
+  nBlocks: 0,
+  inActivation: 'elu',
+  outBias: false,
+  stepsRange: [32, 64] as [number, number],
+  poolSize: 1024,
+  poolFraction: 0.5,
+  damageFraction: 0.25,
+  damageSize: 14,
+  clipNorm: 1,
+  encoderChannels: [32, 64, 128, 256, 512],
+});
 
 /** The resolved options (everything but the rule). @category VAE */
 export type VNCAConfig = Required<Omit<VNCAOptions, 'updateRule'>>;
@@ -121,6 +166,8 @@ const DEFAULTS: VNCAConfig = {
   zSize: 256,
   hidden: 256,
   nBlocks: 4,
+  inActivation: 'linear',
+  outBias: true,
   stepsPerDoubling: 8,
   nDoublings: 4,
   pUpdate: 1,
@@ -131,6 +178,10 @@ const DEFAULTS: VNCAConfig = {
   nMix: 1,
   growth: 'doubling',
   stepsRange: [32, 64],
+  poolSize: 0,
+  poolFraction: 0.5,
+  damageFraction: 0.25,
+  damageSize: 14,
   learningRate: 1e-4,
   clipNorm: 10,
   checkpoint: true,
@@ -156,6 +207,8 @@ export function resolveConfig(options: VNCAOptions, fn: string): VNCAConfig {
   assertInt(c.imageSize, fn, 'options.imageSize', 1);
   assertInt(c.imageChannels, fn, 'options.imageChannels', 1);
   assertOneOf(c.likelihood, ['bernoulli', 'dmol'] as const, fn, 'options.likelihood');
+  assertOneOf(c.inActivation, ['linear', 'elu'] as const, fn, 'options.inActivation');
+  if (typeof c.outBias !== 'boolean') throw new VncaError(fn, 'options.outBias', `must be a boolean, but got ${describe(c.outBias)}.`);
   assertInt(c.nMix, fn, 'options.nMix', 1);
   assertOneOf(c.growth, ['doubling', 'fixed'] as const, fn, 'options.growth');
   assertNumber(c.learningRate, fn, 'options.learningRate', 0, Infinity, { min: true });
@@ -170,6 +223,13 @@ export function resolveConfig(options: VNCAOptions, fn: string): VNCAConfig {
   }
   assertInt(c.stepsRange[0], fn, 'options.stepsRange[0]', 0);
   assertInt(c.stepsRange[1], fn, 'options.stepsRange[1]', c.stepsRange[0]);
+  assertInt(c.poolSize, fn, 'options.poolSize', 0);
+  assertNumber(c.poolFraction, fn, 'options.poolFraction', 0, 1);
+  assertNumber(c.damageFraction, fn, 'options.damageFraction', 0, c.poolFraction);
+  assertInt(c.damageSize, fn, 'options.damageSize', 0, c.imageSize);
+  if (c.poolSize > 0 && c.growth !== 'fixed') {
+    throw new VncaError(fn, 'options.poolSize', `needs growth 'fixed' (pooled states are full-size grids), but growth is '${c.growth}'.`);
+  }
   if (c.growth === 'doubling') {
     const seed = c.imageSize / 2 ** c.nDoublings;
     if (!Number.isInteger(seed)) {
@@ -217,10 +277,10 @@ function resolveHandler(target: unknown, kind: 'save' | 'load', fn: string): tf.
   return target as tf.io.IOHandler;
 }
 
-function buildRule(spec: { className: string; config: tf.serialization.ConfigDict }, classes: UpdateRuleClass[], fn: string): UpdateRule | undefined {
-  if (spec.className === ResidualUpdateRule.className) return undefined; // the default rule, rebuilt from the VNCA config
+function buildRule(spec: { className: string; config: tf.serialization.ConfigDict }, classes: UpdateRuleClass[], fn: string): UpdateRule {
   const registry = tf.serialization.SerializationMap.getMap().classNameMap as Record<string, [unknown, unknown]>;
-  const cls = classes.find((c) => c.className === spec.className)
+  const builtIn = [ResidualUpdateRule, PerceptionUpdateRule] as unknown as UpdateRuleClass[];
+  const cls = [...classes, ...builtIn].find((c) => c.className === spec.className)
     ?? (registry[spec.className]?.[0] as UpdateRuleClass | undefined);
   if (!cls) {
     throw new VncaError(fn, 'updateRule', `'${spec.className}' is not a known update rule class: pass it in options.updateRules or register it with tf.serialization.registerClass.`);
@@ -260,7 +320,9 @@ export class VNCA {
   readonly rule: UpdateRule;
   private optimizer: tf.Optimizer | null = null;
   private disposed = false;
-  private sampleCounter = 0;
+  private readonly rng = mulberry32(0x5eed);
+  private pool: SamplePool | null = null;
+  private poolFill: { states: tf.Tensor4D[]; images: tf.Tensor4D[]; count: number } = { states: [], images: [], count: 0 };
 
   /**
    * @param options Sizes and training settings; every default is the paper's model.
@@ -276,11 +338,18 @@ export class VNCA {
       inChannels: c.imageChannels, zSize: c.zSize, channels: c.encoderChannels, inputSize: c.imageSize,
     });
     this.rule = options.updateRule
-      ?? new ResidualUpdateRule({ channels: c.zSize, hidden: c.hidden, nBlocks: c.nBlocks });
+      ?? new ResidualUpdateRule({
+        channels: c.zSize, hidden: c.hidden, nBlocks: c.nBlocks, inActivation: c.inActivation, outBias: c.outBias,
+      });
     // Build both now so weights exist (for counting, saving, loading) before any call.
     ensureBuilt(this.encoder as never, [null as never, c.imageSize, c.imageSize, c.imageChannels]);
     const s = this.seedSize;
     ensureBuilt(this.rule as never, [null as never, s, s, c.zSize]);
+  }
+
+  /** Entries in the sample pool (0 while it fills or without pooling). */
+  get poolSize(): number {
+    return this.pool?.size ?? 0;
   }
 
   /** Height and width of the grid z is written into. */
@@ -510,19 +579,74 @@ export class VNCA {
    * Per-example ELBO terms for a batch with one posterior sample each (differentiable).
    * @internal
    */
-  elboTerms(x: tf.Tensor4D, rolloutSteps?: number): { loss: tf.Scalar; reconstruction: tf.Scalar; kl: tf.Scalar } {
+  elboTerms(
+    x: tf.Tensor4D, rolloutSteps?: number, initial?: tf.Tensor4D | null,
+  ): { loss: tf.Scalar; reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D } {
     return tf.tidy(() => {
       const out = this.encoder.apply(this.toModelInput(x)) as tf.Tensor2D;
       const q = DiagonalGaussian.fromEncoderOutput(out);
       const z = tf.reshape(q.sample(1), [x.shape[0], this.config.zSize]) as tf.Tensor2D;
-      const seed = this.seedGrid(z);
+      let seed = this.seedGrid(z);
+      if (initial) {
+        // Pooled states replace the seeds of the first entries of the batch.
+        const rest = tf.slice(seed, [initial.shape[0], 0, 0, 0], [-1, -1, -1, -1]);
+        seed = tf.concat([initial, rest]) as tf.Tensor4D;
+      }
       const { state } = this.rollout(seed, { steps: rolloutSteps });
       const logPx = this.logLikelihood(state, x);
       const kl = q.klToStandardNormal();
       const reconstruction = tf.neg(tf.mean(logPx)) as tf.Scalar;
       const klMean = tf.mean(kl) as tf.Scalar;
-      return { loss: tf.add(reconstruction, klMean) as tf.Scalar, reconstruction, kl: klMean };
+      return { loss: tf.add(reconstruction, klMean) as tf.Scalar, reconstruction, kl: klMean, state };
     });
+  }
+
+  /** Draws the pooled part of a batch (damaging some), or nothing while the pool fills. @internal */
+  private drawFromPool(batch: tf.Tensor4D): { drawn: PoolSample; images: tf.Tensor4D; initial: tf.Tensor4D } | null {
+    const c = this.config;
+    const b = batch.shape[0];
+    const n = this.pool ? Math.min(Math.floor(b * c.poolFraction), this.pool.size) : 0;
+    if (!this.pool || n === 0) return null;
+    const drawn = this.pool.sample(n);
+    const images = tf.tidy(() => tf.concat([drawn.payload as tf.Tensor4D, tf.slice(batch, [n, 0, 0, 0], [-1, -1, -1, -1])]) as tf.Tensor4D);
+    const nDamage = Math.min(Math.floor(b * c.damageFraction), n);
+    const initial = nDamage > 0
+      ? damageSubset(drawn.states, nDamage, { shape: 'square', size: c.damageSize, rng: this.rng })
+      : tf.clone(drawn.states);
+    return { drawn, images, initial };
+  }
+
+  /** Writes a batch's final states back into the pool (filling it first). @internal */
+  private updatePool(final: tf.Tensor4D, images: tf.Tensor4D, drawn: PoolSample | null): void {
+    const c = this.config;
+    if (!this.pool) {
+      const f = this.poolFill;
+      f.states.push(tf.clone(final));
+      f.images.push(tf.clone(images));
+      f.count += final.shape[0];
+      if (f.count >= c.poolSize) {
+        const [states, imgs] = tf.tidy(() => [
+          tf.slice(tf.concat(f.states), 0, c.poolSize) as tf.Tensor4D,
+          tf.slice(tf.concat(f.images), 0, c.poolSize) as tf.Tensor4D,
+        ]);
+        this.pool = new SamplePool(states!, { payload: imgs, seed: Math.floor(this.rng() * 2 ** 31) });
+        tf.dispose([states!, imgs!, ...f.states, ...f.images]);
+        this.poolFill = { states: [], images: [], count: 0 };
+      }
+      return;
+    }
+    // Pooled entries go back where they came from; fresh ones replace other random entries.
+    const used = new Set(drawn?.indices ?? []);
+    const fresh: number[] = [];
+    const wanted = Math.min(final.shape[0] - used.size, this.pool.size - used.size);
+    while (fresh.length < wanted) {
+      const i = Math.floor(this.rng() * this.pool.size);
+      if (!used.has(i)) { used.add(i); fresh.push(i); }
+    }
+    const indices = [...(drawn?.indices ?? []), ...fresh];
+    const [s, x] = tf.tidy(() => [tf.slice(final, 0, indices.length) as tf.Tensor4D, tf.slice(images, 0, indices.length) as tf.Tensor4D]);
+    this.pool.replace(indices, s!, x!);
+    tf.dispose([s!, x!]);
   }
 
   /**
@@ -542,25 +666,30 @@ export class VNCA {
     this.optimizer ??= tf.train.adam(c.learningRate);
     const vars = this.trainableVariables;
     const steps = c.growth === 'fixed'
-      ? c.stepsRange[0] + Math.floor(mulberry32(this.sampleCounter++ + 1)() * (c.stepsRange[1] - c.stepsRange[0] + 1))
+      ? c.stepsRange[0] + Math.floor(this.rng() * (c.stepsRange[1] - c.stepsRange[0] + 1))
       : undefined;
-    let parts: { reconstruction: tf.Scalar; kl: tf.Scalar } | null = null;
+    const usePool = c.growth === 'fixed' && c.poolSize > 0;
+    const pooled = usePool ? this.drawFromPool(batch) : null;
+    const images = pooled ? pooled.images : batch;
+    let parts: { reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D } | null = null;
     const { value, grads } = tf.variableGrads(() => {
-      const t = this.elboTerms(batch, steps);
-      parts = { reconstruction: tf.keep(t.reconstruction), kl: tf.keep(t.kl) };
+      const t = this.elboTerms(images, steps, pooled?.initial);
+      parts = { reconstruction: tf.keep(t.reconstruction), kl: tf.keep(t.kl), state: tf.keep(t.state) };
       return t.loss;
     }, vars);
+    const p = parts as unknown as { reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D };
+    if (usePool) this.updatePool(p.state, images, pooled?.drawn ?? null);
+    if (pooled) tf.dispose([pooled.images, pooled.initial, pooled.drawn.states, pooled.drawn.payload!]);
     const clipped = c.clipNorm > 0 ? clipByGlobalNorm(grads, c.clipNorm) : null;
     const gradNorm = clipped ? clipped.norm : globalNorm(grads);
     this.optimizer.applyGradients(clipped ? clipped.grads : grads);
-    const p = parts as unknown as { reconstruction: tf.Scalar; kl: tf.Scalar };
     const result: TrainStepResult = {
       loss: value.dataSync()[0]!,
       reconstruction: p.reconstruction.dataSync()[0]!,
       kl: p.kl.dataSync()[0]!,
       gradNorm,
     };
-    tf.dispose([value, p.reconstruction, p.kl, ...Object.values(grads), ...Object.values(clipped?.grads ?? {})]);
+    tf.dispose([value, p.reconstruction, p.kl, p.state, ...Object.values(grads), ...Object.values(clipped?.grads ?? {})]);
     return result;
   }
 
@@ -911,6 +1040,9 @@ export class VNCA {
     if (this.disposed) return;
     this.optimizer?.dispose();
     this.optimizer = null;
+    this.pool?.dispose();
+    this.pool = null;
+    tf.dispose([...this.poolFill.states, ...this.poolFill.images]);
     for (const w of [...this.encoder.weights, ...this.rule.weights]) w.dispose();
     this.disposed = true;
   }
