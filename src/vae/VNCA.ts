@@ -226,7 +226,7 @@ export function resolveConfig(options: VNCAOptions, fn: string): VNCAConfig {
   assertInt(c.poolSize, fn, 'options.poolSize', 0);
   assertNumber(c.poolFraction, fn, 'options.poolFraction', 0, 1);
   assertNumber(c.damageFraction, fn, 'options.damageFraction', 0, c.poolFraction);
-  assertInt(c.damageSize, fn, 'options.damageSize', 0, c.imageSize);
+  assertInt(c.damageSize, fn, 'options.damageSize', 0, c.poolSize > 0 ? c.imageSize : Infinity);
   if (c.poolSize > 0 && c.growth !== 'fixed') {
     throw new VncaError(fn, 'options.poolSize', `needs growth 'fixed' (pooled states are full-size grids), but growth is '${c.growth}'.`);
   }
