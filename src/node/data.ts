@@ -225,7 +225,7 @@ function parseIdx(fn: string, arg: string, path: string, buf: Buffer, rank: numb
  * @param labelsPath - An IDX file of unsigned bytes, dims `[count]` (magic 0x00000801).
  * @param options - Padding and binarisation.
  * @returns The images `[count, height + 2 pad, width + 2 pad, 1]`, with labels when given.
- * @throws {@link VncaError} on a bad magic number, a truncated file or a label count that differs.
+ * @throws `VncaError` on a bad magic number, a truncated file or a label count that differs.
  * @category Data
  */
 export function loadIdx(imagesPath: string, labelsPath?: string, options: GreyLoadOptions = {}): ImageDataset {
@@ -260,7 +260,7 @@ export function loadIdx(imagesPath: string, labelsPath?: string, options: GreyLo
  * @param path - The `.amat` file.
  * @param options - `pad`: zero pixels added on each side (default 2, giving 32x32).
  * @returns The images `[count, 28 + 2 pad, 28 + 2 pad, 1]`, values 0/1, no labels.
- * @throws {@link VncaError} naming the line for a line with the wrong number of values
+ * @throws `VncaError` naming the line for a line with the wrong number of values
  *   or a value other than 0 and 1, and for a file without images.
  * @category Data
  */
@@ -308,7 +308,7 @@ export function loadAmat(path: string, options: { pad?: number } = {}): ImageDat
  * @param options - `size`: the size every image must have, a side length or `[height, width]`;
  *   by default the size of the first image.
  * @returns The images `[count, height, width, 3]`, no labels.
- * @throws {@link VncaError} naming the file whose size differs, or when the folder has no PNG.
+ * @throws `VncaError` naming the file whose size differs, or when the folder has no PNG.
  * @category Data
  */
 export function loadPngFolder(dir: string, options: { size?: number | [number, number] } = {}): ImageDataset {

@@ -30,7 +30,7 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
  * (`@tensorflow/tfjs-node` registers `file://`; this works without it, on any backend.)
  *
  * @param dir The folder.
- * @returns An IO handler for {@link VNCA.save} and {@link VNCA.load}.
+ * @returns An IO handler for `VNCA.save` and `VNCA.load`.
  * @example
  * ```ts
  * import { fileSystem } from 'vnca/node';
