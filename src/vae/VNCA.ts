@@ -266,6 +266,8 @@ export function relativeWeightName(layerName: string, originalName: string): str
 function resolveHandler(target: unknown, kind: 'save' | 'load', fn: string): tf.io.IOHandler {
   if (typeof target === 'string') {
     const handlers = kind === 'save' ? tf.io.getSaveHandlers(target) : tf.io.getLoadHandlers(target);
+    // Bundlers may drop tfjs-core's http router registration; http(s) URLs still work.
+    if (handlers.length === 0 && /^https?:\/\//i.test(target)) return tf.io.http(target);
     if (handlers.length === 0) {
       throw new VncaError(fn, kind === 'save' ? 'target' : 'source', `must be a URL with a registered tfjs IO scheme (localstorage://, indexeddb://, downloads://, http(s)://) or an IOHandler, but got ${describe(target)}; on Node use fileSystem(dir) from 'vnca/node'.`);
     }

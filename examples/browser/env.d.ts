@@ -1,0 +1,2 @@
+/// <reference types="vite/client" />
+// Vite's ambient types: `?url` imports (the wasm backend's binaries in main.ts).

@@ -1,0 +1,625 @@
+/**
+ * Browser example: watch the shipped VNCA (models/mnist-small) grow digits.
+ *
+ * - Picks the first tfjs backend that starts: webgl, then wasm, then cpu (`?backend=wasm`
+ *   forces one), and shows it. `?seed=1` makes the samples reproducible.
+ * - "New sample" draws z ~ N(0, I), writes it into every cell of the 2x2 seed grid and runs
+ *   the growth one operation per tick (update steps with `step`, divisions with
+ *   `doubleCells`), rendering every intermediate grid scaled up to 320x320.
+ * - Damage mode: the mouse zeroes a circle of cells (`damage`) and the update rule keeps
+ *   running, so the digit regrows. Inpaint mode: the mouse marks a region that
+ *   `model.inpaint` fills in.
+ * - The drawing pad: the digit is centred and scaled as MNIST digits are, binarised,
+ *   padded to 32x32, encoded (`model.encode`, posterior mean) and grown.
+ *
+ * State for tests and the curious sits in data attributes of <body>: data-status
+ * (loading | growing | regrowing | paused | inpainting | done | error), data-backend,
+ * data-steps-per-second, data-sample (growths started), data-grid (the grid's side),
+ * data-version / data-drawn (the state's version and the version the canvas shows),
+ * data-tensors (tf.memory().numTensors).
+ *
+ * Run it with `npx vite examples/browser`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-webgl';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import wasmUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
+import wasmSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
+import wasmThreadedSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { VNCA, damage, doubleCells, step } from '../../src/index.js';
+
+setWasmPaths({
+  'tfjs-backend-wasm.wasm': wasmUrl,
+  'tfjs-backend-wasm-simd.wasm': wasmSimdUrl,
+  'tfjs-backend-wasm-threaded-simd.wasm': wasmThreadedSimdUrl,
+});
+
+// ---------------------------------------------------------------------------------------
+// Page elements
+
+function el<T extends HTMLElement>(id: string): T {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`missing element #${id}`);
+  return e as T;
+}
+
+const body = document.body;
+const gridCanvas = el<HTMLCanvasElement>('grid');
+const overlay = el<HTMLCanvasElement>('overlay');
+const pad = el<HTMLCanvasElement>('pad');
+const padInput = el<HTMLCanvasElement>('pad-input');
+const newSampleButton = el<HTMLButtonElement>('new-sample');
+const pauseButton = el<HTMLButtonElement>('pause');
+const speedSelect = el<HTMLSelectElement>('speed');
+const regrowSelect = el<HTMLSelectElement>('regrow-steps');
+const inpaintControls = el<HTMLDivElement>('inpaint-controls');
+const modeHint = el<HTMLParagraphElement>('mode-hint');
+const inpaintRunButton = el<HTMLButtonElement>('inpaint-run');
+const inpaintClearButton = el<HTMLButtonElement>('inpaint-clear');
+const padGrowButton = el<HTMLButtonElement>('pad-grow');
+const padClearButton = el<HTMLButtonElement>('pad-clear');
+const backendLabel = el<HTMLSpanElement>('backend');
+const spsLabel = el<HTMLSpanElement>('sps');
+const phaseLabel = el<HTMLSpanElement>('phase');
+const modelInfo = el<HTMLParagraphElement>('model-info');
+const debugLine = el<HTMLParagraphElement>('debug');
+
+const gridCtx = gridCanvas.getContext('2d')!;
+const overlayCtx = overlay.getContext('2d')!;
+const padCtx = pad.getContext('2d', { willReadFrequently: true })!;
+const padInputCtx = padInput.getContext('2d')!;
+
+/** Radius, in cells of a 32x32 grid, of the damage brush and of the inpainting marker. */
+const DAMAGE_RADIUS = 3;
+const MARK_RADIUS = 2;
+
+// ---------------------------------------------------------------------------------------
+// What runs: the model, the current cell states and the queue of operations still to do
+
+type Status = 'loading' | 'growing' | 'regrowing' | 'paused' | 'inpainting' | 'done' | 'error';
+type Op = 'step' | 'double';
+
+interface Run {
+  kind: 'grow' | 'regrow';
+  ops: Op[];
+  done: number;
+}
+
+let model: VNCA | null = null;
+/** Current cell states `[1, h, w, zSize]`; this module owns it. */
+let state: tf.Tensor4D | null = null;
+let run: Run | null = null;
+let paused = false;
+let status: Status = 'loading';
+/** Growths started (new samples and drawings). */
+let sampleCount = 0;
+/** Bumped on every change of `state`; the canvas shows `drawnVersion`. */
+let version = 0;
+let drawnVersion = -1;
+/**
+ * The steps-per-second meter: (time, update steps so far) after each drawn frame of a run,
+ * over the last second. Measured at read-back, so queued GPU work is counted when done.
+ */
+const meter: { t: number; steps: number }[] = [];
+let totalSteps = 0;
+let stepsPerSecond = 0;
+let lastOpTime = 0;
+/** Marked cells of the inpainting mode, `imageSize x imageSize`, 1 = fill in. */
+let inpaintMask = new Float32Array(0);
+
+function setStatus(s: Status): void {
+  status = s;
+  body.dataset.status = s;
+}
+
+function setState(next: tf.Tensor4D | null): void {
+  if (state && state !== next) state.dispose();
+  state = next;
+  version++;
+  body.dataset.version = String(version);
+}
+
+function mode(): 'damage' | 'inpaint' {
+  const checked = document.querySelector<HTMLInputElement>('input[name="mode"]:checked');
+  return checked?.value === 'inpaint' ? 'inpaint' : 'damage';
+}
+
+/** The growth schedule of the model: update steps and divisions, from the seed to full size. */
+function growthPlan(m: VNCA): Op[] {
+  const c = m.config;
+  if (c.growth === 'fixed') return new Array<Op>(Math.round((c.stepsRange[0] + c.stepsRange[1]) / 2)).fill('step');
+  const block = new Array<Op>(c.stepsPerDoubling).fill('step');
+  const ops: Op[] = [...block];
+  for (let i = 0; i < c.nDoublings; i++) ops.push('double', ...block);
+  return ops;
+}
+
+/**
+ * Update steps after a cut: by default as many as the model runs after its last division
+ * (the default of `model.regenerate`). The doubling VNCA was trained to stop there and was
+ * never trained on damage: run it much longer and its image drifts.
+ */
+function defaultRegrowSteps(m: VNCA): number {
+  return m.config.growth === 'fixed' ? m.config.stepsRange[0] : m.config.stepsPerDoubling;
+}
+
+/** Starts growing from latents `z` `[1, zSize]` (taken over and disposed). */
+function startGrowth(z: tf.Tensor2D): void {
+  const m = model!;
+  const s = m.seedSize;
+  const zSize = m.config.zSize;
+  const seed = tf.tidy(() => tf.tile(tf.reshape(z, [1, 1, 1, zSize]), [1, s, s, 1]) as tf.Tensor4D);
+  z.dispose();
+  setState(seed);
+  run = { kind: 'grow', ops: growthPlan(m), done: 0 };
+  clearInpaintMask();
+  sampleCount++;
+  body.dataset.sample = String(sampleCount);
+  setStatus(paused ? 'paused' : 'growing');
+}
+
+/** `?seed=<int>` makes the samples reproducible: sample i draws z with seed + i. */
+const seedParam = new URLSearchParams(location.search).get('seed');
+const baseSeed = seedParam !== null && /^\d+$/.test(seedParam) ? Number(seedParam) : undefined;
+
+function newSample(): void {
+  if (!model) return;
+  const seed = baseSeed === undefined ? undefined : baseSeed + sampleCount;
+  startGrowth(tf.randomNormal([1, model.config.zSize], 0, 1, 'float32', seed) as tf.Tensor2D);
+}
+
+/** One operation of the current run. */
+function advance(): void {
+  const m = model!;
+  const r = run!;
+  const op = r.ops[r.done]!;
+  setState(op === 'double' ? doubleCells(state!) : step(m.rule, state!, { pUpdate: m.config.pUpdate }));
+  r.done++;
+  if (op === 'step') totalSteps++;
+  if (r.done >= r.ops.length) run = null;
+}
+
+function speedLimit(): number {
+  return speedSelect.value === 'max' ? Infinity : Number(speedSelect.value);
+}
+
+// ---------------------------------------------------------------------------------------
+// Drawing cells: a colour map from pixel probability to colour, then scaled up, no smoothing
+
+const COLORS = (() => {
+  const stops: [number, number, number, number][] = [
+    [0, 6, 8, 14], [0.5, 46, 84, 170], [0.8, 240, 190, 90], [1, 255, 248, 228],
+  ];
+  const lut = new Uint8ClampedArray(256 * 3);
+  for (let i = 0; i < 256; i++) {
+    const p = i / 255;
+    let k = 0;
+    while (k < stops.length - 2 && p > stops[k + 1]![0]) k++;
+    const [p0, r0, g0, b0] = stops[k]!;
+    const [p1, r1, g1, b1] = stops[k + 1]!;
+    const t = (p - p0) / (p1 - p0);
+    lut[3 * i] = r0 + t * (r1 - r0);
+    lut[3 * i + 1] = g0 + t * (g1 - g0);
+    lut[3 * i + 2] = b0 + t * (b1 - b0);
+  }
+  return lut;
+})();
+
+const cellCanvas = document.createElement('canvas');
+const cellCtx = cellCanvas.getContext('2d')!;
+
+/** Paints pixel probabilities `[h * w]` (row-major) onto the grid canvas. */
+function paint(values: ArrayLike<number>, h: number, w: number): void {
+  if (cellCanvas.width !== w || cellCanvas.height !== h) {
+    cellCanvas.width = w;
+    cellCanvas.height = h;
+  }
+  const image = cellCtx.createImageData(w, h);
+  for (let i = 0; i < h * w; i++) {
+    const c = 3 * Math.round(Math.min(1, Math.max(0, values[i]!)) * 255);
+    image.data[4 * i] = COLORS[c]!;
+    image.data[4 * i + 1] = COLORS[c + 1]!;
+    image.data[4 * i + 2] = COLORS[c + 2]!;
+    image.data[4 * i + 3] = 255;
+  }
+  cellCtx.putImageData(image, 0, 0);
+  gridCtx.imageSmoothingEnabled = false;
+  gridCtx.drawImage(cellCanvas, 0, 0, gridCanvas.width, gridCanvas.height);
+}
+
+/** Renders the current state (`model.render`: sigmoid of channel 0) onto the canvas. */
+async function drawState(): Promise<void> {
+  if (!state || !model) return;
+  const shown = version;
+  const image = model.render(state);
+  const [, h, w] = image.shape;
+  const values = await image.data();
+  image.dispose();
+  paint(values, h, w);
+  drawnVersion = shown;
+  body.dataset.drawn = String(shown);
+}
+
+// ---------------------------------------------------------------------------------------
+// The animation loop: one tick per frame; at "as fast as possible" as many operations as fit
+// in ~12 ms of the frame (on webgl they queue up and the read-back of the image waits for them)
+
+async function tick(now: number): Promise<void> {
+  try {
+    const running = model !== null && state !== null && run !== null && !paused;
+    if (running && meter.length === 0) meter.push({ t: performance.now(), steps: totalSteps });
+    if (running) {
+      const limit = speedLimit();
+      if (limit === Infinity) {
+        const start = performance.now();
+        do advance(); while (run && performance.now() - start < 12);
+      } else if (now - lastOpTime >= 1000 / limit) {
+        lastOpTime = now;
+        advance();
+      }
+    }
+    if (state && drawnVersion !== version) await drawState();
+    if (running) measure();
+    else meter.length = 0;
+    if (!run && (status === 'growing' || status === 'regrowing') && drawnVersion === version) setStatus('done');
+    updateReadouts();
+  } catch (e) {
+    fail(e);
+    return;
+  }
+  requestAnimationFrame((t) => void tick(t));
+}
+
+function measure(): void {
+  const now = performance.now();
+  meter.push({ t: now, steps: totalSteps });
+  while (meter.length > 2 && now - meter[1]!.t > 1000) meter.shift();
+  const first = meter[0]!;
+  if (now - first.t >= 100 && totalSteps > first.steps) {
+    stepsPerSecond = ((totalSteps - first.steps) * 1000) / (now - first.t);
+  }
+}
+
+function updateReadouts(): void {
+  const running = run !== null && !paused;
+  spsLabel.textContent = stepsPerSecond > 0 ? `${stepsPerSecond.toFixed(1)} steps/s` : '– steps/s';
+  spsLabel.style.opacity = running ? '1' : '0.7';
+  body.dataset.stepsPerSecond = stepsPerSecond.toFixed(1);
+
+  const grid = state ? `${state.shape[1]}×${state.shape[2]}` : '';
+  body.dataset.grid = state ? String(state.shape[1]) : '';
+  let phase = '';
+  if (status === 'loading') phase = 'loading model…';
+  else if (status === 'inpainting') phase = 'inpainting…';
+  else if (status === 'error') phase = phaseLabel.textContent ?? 'error';
+  else if (run) {
+    const stepsDone = run.ops.slice(0, run.done).filter((o) => o === 'step').length;
+    const stepsAll = run.ops.filter((o) => o === 'step').length;
+    const what = run.kind === 'grow' ? 'growing' : 'regrowing';
+    phase = `${paused ? 'paused, ' : ''}${what} · step ${stepsDone}/${stepsAll} · grid ${grid}`;
+  } else if (state) phase = `${paused ? 'paused · ' : ''}grown · grid ${grid} · sample ${sampleCount}`;
+  phaseLabel.textContent = phase;
+
+  const mem = tf.memory();
+  body.dataset.tensors = String(mem.numTensors);
+  debugLine.textContent = `tensors: ${mem.numTensors} · tensor memory: ${(mem.numBytes / 2 ** 20).toFixed(1)} MiB`
+    + ` · frames drawn: ${drawnVersion < 0 ? 0 : drawnVersion}`;
+
+  const ready = model !== null && status !== 'inpainting';
+  newSampleButton.disabled = !ready;
+  pauseButton.disabled = !ready;
+  padGrowButton.disabled = !ready || !padHasInk;
+  inpaintRunButton.disabled = !ready || run?.kind === 'grow' || !inpaintMask.some((v) => v > 0);
+}
+
+function fail(e: unknown): void {
+  console.error(e);
+  const message = e instanceof Error ? e.message : String(e);
+  setStatus('error');
+  body.dataset.error = message;
+  phaseLabel.textContent = `error: ${message}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// The mouse on the grid: damage (cut cells away, regrow) or mark a region to inpaint
+
+/** Position of a pointer event on the grid, in [0, 1) x [0, 1). */
+function gridPosition(e: PointerEvent): { u: number; v: number } {
+  const rect = overlay.getBoundingClientRect();
+  return { u: (e.clientX - rect.left) / rect.width, v: (e.clientY - rect.top) / rect.height };
+}
+
+function damageAt(u: number, v: number): void {
+  if (!model || !state) return;
+  const [, h, w] = state.shape;
+  const radius = Math.max(1, (DAMAGE_RADIUS * h) / model.config.imageSize);
+  setState(damage(state, { shape: 'circle', centerY: v * h - 0.5, centerX: u * w - 0.5, radius }));
+  // Every cut restarts the regrowth count (a cut during growth leaves the growth running).
+  if (!run || run.kind === 'regrow') {
+    run = { kind: 'regrow', ops: new Array<Op>(Number(regrowSelect.value)).fill('step'), done: 0 };
+  }
+  if (status !== 'growing') setStatus(paused ? 'paused' : 'regrowing');
+}
+
+function markAt(u: number, v: number): void {
+  if (!model) return;
+  const size = model.config.imageSize;
+  const cy = v * size - 0.5, cx = u * size - 0.5;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      if ((y - cy) ** 2 + (x - cx) ** 2 <= MARK_RADIUS ** 2) inpaintMask[y * size + x] = 1;
+    }
+  }
+  drawMarks();
+}
+
+function drawMarks(): void {
+  overlayCtx.clearRect(0, 0, overlay.width, overlay.height);
+  if (!model) return;
+  const size = model.config.imageSize;
+  const cell = overlay.width / size;
+  overlayCtx.fillStyle = 'rgba(255, 70, 90, 0.45)';
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      if (inpaintMask[y * size + x]! > 0) overlayCtx.fillRect(x * cell, y * cell, cell, cell);
+    }
+  }
+}
+
+function clearInpaintMask(): void {
+  inpaintMask.fill(0);
+  drawMarks();
+}
+
+let gridPointer: number | null = null;
+
+function onGridPointer(e: PointerEvent): void {
+  const { u, v } = gridPosition(e);
+  if (u < 0 || u >= 1 || v < 0 || v >= 1) return;
+  if (mode() === 'damage') damageAt(u, v);
+  else markAt(u, v);
+}
+
+overlay.addEventListener('pointerdown', (e) => {
+  if (!model || status === 'inpainting' || e.button !== 0) return;
+  gridPointer = e.pointerId;
+  overlay.setPointerCapture(e.pointerId);
+  onGridPointer(e);
+});
+overlay.addEventListener('pointermove', (e) => {
+  if (gridPointer === e.pointerId) onGridPointer(e);
+});
+const endGridPointer = (e: PointerEvent): void => {
+  if (gridPointer === e.pointerId) gridPointer = null;
+};
+overlay.addEventListener('pointerup', endGridPointer);
+overlay.addEventListener('pointercancel', endGridPointer);
+
+/**
+ * Inpainting with `model.inpaint`: the current image (binarised, as the model was trained)
+ * with the marked cells unknown. The result is shown; it is then encoded again and grown
+ * (not shown) so that damage keeps working on cell states that look like it.
+ */
+async function inpaintMarked(): Promise<void> {
+  if (!model || !state || !inpaintMask.some((v) => v > 0)) return;
+  const m = model;
+  const size = m.config.imageSize;
+  run = null;
+  setStatus('inpainting');
+  updateReadouts();
+  await new Promise((resolve) => requestAnimationFrame(resolve)); // let the status show first
+  const mask = tf.tensor2d(inpaintMask, [size, size]);
+  const x = tf.tidy(() => tf.cast(tf.greater(m.render(state!), 0.5), 'float32') as tf.Tensor4D);
+  const filled = m.inpaint(x, mask);
+  const grown = tf.tidy(() => {
+    const q = m.encode(tf.cast(tf.greater(filled, 0.5), 'float32') as tf.Tensor4D);
+    const s = m.decode(q.mean as tf.Tensor2D);
+    q.dispose();
+    return s;
+  });
+  const values = await filled.data();
+  tf.dispose([mask, x, filled]);
+  setState(grown);
+  paint(values, size, size);
+  drawnVersion = version;
+  body.dataset.drawn = String(version);
+  clearInpaintMask();
+  setStatus(paused ? 'paused' : 'done');
+}
+
+// ---------------------------------------------------------------------------------------
+// The drawing pad
+
+let padHasInk = false;
+let padPointer: number | null = null;
+let padLast: { x: number; y: number } | null = null;
+
+function clearPad(): void {
+  padCtx.fillStyle = '#000';
+  padCtx.fillRect(0, 0, pad.width, pad.height);
+  padInputCtx.fillStyle = '#000';
+  padInputCtx.fillRect(0, 0, padInput.width, padInput.height);
+  padHasInk = false;
+}
+
+function padPoint(e: PointerEvent): { x: number; y: number } {
+  const rect = pad.getBoundingClientRect();
+  return { x: ((e.clientX - rect.left) * pad.width) / rect.width, y: ((e.clientY - rect.top) * pad.height) / rect.height };
+}
+
+function padStroke(to: { x: number; y: number }): void {
+  const from = padLast ?? to;
+  padCtx.strokeStyle = '#fff';
+  padCtx.lineWidth = pad.width / 11;
+  padCtx.lineCap = 'round';
+  padCtx.lineJoin = 'round';
+  padCtx.beginPath();
+  padCtx.moveTo(from.x, from.y);
+  padCtx.lineTo(to.x + (from === to ? 0.01 : 0), to.y);
+  padCtx.stroke();
+  padLast = to;
+  padHasInk = true;
+}
+
+pad.addEventListener('pointerdown', (e) => {
+  if (e.button !== 0) return;
+  padPointer = e.pointerId;
+  pad.setPointerCapture(e.pointerId);
+  padLast = null;
+  padStroke(padPoint(e));
+});
+pad.addEventListener('pointermove', (e) => {
+  if (padPointer === e.pointerId) padStroke(padPoint(e));
+});
+const endPadPointer = (e: PointerEvent): void => {
+  if (padPointer === e.pointerId) {
+    padPointer = null;
+    padLast = null;
+  }
+};
+pad.addEventListener('pointerup', endPadPointer);
+pad.addEventListener('pointercancel', endPadPointer);
+
+/**
+ * The drawing as the model's input, MNIST style: the ink's bounding box scaled to fit
+ * 20x20 (of 28), centred, binarised, then padded by 2 on each side. Returns
+ * `imageSize * imageSize` values in {0, 1}, or null when nothing is drawn.
+ */
+function padImage(size: number): Float32Array | null {
+  const { data, width, height } = padCtx.getImageData(0, 0, pad.width, pad.height);
+  let top = height, left = width, bottom = -1, right = -1;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (data[4 * (y * width + x)]! > 64) {
+        top = Math.min(top, y); bottom = Math.max(bottom, y);
+        left = Math.min(left, x); right = Math.max(right, x);
+      }
+    }
+  }
+  if (bottom < 0) return null;
+  const inner = size - 4; // 28 for 32: MNIST's digit area before the 2-pixel padding
+  const box = (inner * 20) / 28;
+  const bw = right - left + 1, bh = bottom - top + 1;
+  const scale = box / Math.max(bw, bh);
+  const small = document.createElement('canvas');
+  small.width = inner;
+  small.height = inner;
+  const sctx = small.getContext('2d', { willReadFrequently: true })!;
+  sctx.fillStyle = '#000';
+  sctx.fillRect(0, 0, inner, inner);
+  sctx.imageSmoothingEnabled = true;
+  sctx.imageSmoothingQuality = 'high';
+  sctx.drawImage(pad, left, top, bw, bh, inner / 2 - (bw * scale) / 2, inner / 2 - (bh * scale) / 2, bw * scale, bh * scale);
+  const pixels = sctx.getImageData(0, 0, inner, inner).data;
+  const out = new Float32Array(size * size);
+  for (let y = 0; y < inner; y++) {
+    for (let x = 0; x < inner; x++) {
+      out[(y + 2) * size + (x + 2)] = pixels[4 * (y * inner + x)]! > 0.35 * 255 ? 1 : 0;
+    }
+  }
+  return out;
+}
+
+function growDrawing(): void {
+  if (!model) return;
+  const m = model;
+  const size = m.config.imageSize;
+  const image = padImage(size);
+  if (!image) return;
+  // Show what the encoder sees.
+  const preview = padInputCtx.createImageData(size, size);
+  image.forEach((v, i) => {
+    preview.data.fill(v > 0 ? 255 : 0, 4 * i, 4 * i + 3);
+    preview.data[4 * i + 3] = 255;
+  });
+  const tmp = document.createElement('canvas');
+  tmp.width = size;
+  tmp.height = size;
+  tmp.getContext('2d')!.putImageData(preview, 0, 0);
+  padInputCtx.imageSmoothingEnabled = false;
+  padInputCtx.drawImage(tmp, 0, 0, padInput.width, padInput.height);
+
+  const z = tf.tidy(() => {
+    const q = m.encode(tf.tensor4d(image, [1, size, size, 1]));
+    const mean = tf.clone(q.mean) as tf.Tensor2D;
+    q.dispose();
+    return mean;
+  });
+  startGrowth(z);
+}
+
+// ---------------------------------------------------------------------------------------
+// Buttons
+
+newSampleButton.addEventListener('click', newSample);
+pauseButton.addEventListener('click', () => {
+  paused = !paused;
+  pauseButton.textContent = paused ? 'Resume' : 'Pause';
+  body.dataset.paused = String(paused);
+  if (paused && run) setStatus('paused');
+  else if (!paused && status === 'paused') setStatus(run ? (run.kind === 'grow' ? 'growing' : 'regrowing') : 'done');
+});
+document.querySelectorAll<HTMLInputElement>('input[name="mode"]').forEach((radio) => {
+  radio.addEventListener('change', () => {
+    inpaintControls.hidden = mode() !== 'inpaint';
+    modeHint.textContent = mode() === 'inpaint'
+      ? 'Paint over the part to replace, then fill it: the known pixels are kept, the marked ones grow anew.'
+      : 'Drag across the digit to cut cells away, then watch the automaton regrow them (this model was never trained on damage: it regrows only in part).';
+    if (mode() === 'damage') clearInpaintMask();
+  });
+});
+inpaintRunButton.addEventListener('click', () => void inpaintMarked().catch(fail));
+inpaintClearButton.addEventListener('click', clearInpaintMask);
+padGrowButton.addEventListener('click', growDrawing);
+padClearButton.addEventListener('click', clearPad);
+
+// ---------------------------------------------------------------------------------------
+// Start: backend, model, first sample
+
+/** Starts the first backend of webgl, wasm, cpu that works (or the one in `?backend=`). */
+async function startBackend(): Promise<{ name: string; skipped: string[] }> {
+  const forced = new URLSearchParams(location.search).get('backend');
+  const order = forced ? [forced] : ['webgl', 'wasm', 'cpu'];
+  const skipped: string[] = [];
+  for (const name of order) {
+    try {
+      if (await tf.setBackend(name)) {
+        await tf.ready();
+        tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(1)).dataSync()); // it really computes
+        return { name, skipped };
+      }
+    } catch (e) {
+      console.warn(`backend ${name} did not start`, e);
+    }
+    skipped.push(name);
+  }
+  throw new Error(`no tfjs backend started (tried ${order.join(', ')})`);
+}
+
+async function main(): Promise<void> {
+  clearPad();
+  const { name, skipped } = await startBackend();
+  body.dataset.backend = name;
+  backendLabel.textContent = `backend: ${name}`;
+  backendLabel.title = skipped.length ? `tfjs backend (${skipped.join(', ')} unavailable here)` : 'tfjs backend';
+  if (skipped.length) backendLabel.textContent += ` (${skipped.join(', ')} unavailable)`;
+
+  const url = new URLSearchParams(location.search).get('model')
+    ?? new URL('models/mnist-small/model.json', document.baseURI).href;
+  // An explicit handler: bundlers may tree-shake the module that registers the http:// scheme.
+  model = await VNCA.load(tf.io.http(url));
+  const c = model.config;
+  inpaintMask = new Float32Array(c.imageSize * c.imageSize);
+  const regrow = String(defaultRegrowSteps(model));
+  if (!Array.from(regrowSelect.options).some((o) => o.value === regrow)) regrowSelect.add(new Option(`${regrow} steps`, regrow));
+  regrowSelect.value = regrow;
+  const steps = growthPlan(model).filter((o) => o === 'step').length;
+  modelInfo.textContent = `Model: models/mnist-small · zSize ${c.zSize} · ${model.countParams().toLocaleString('en-US')} parameters`
+    + ` · ${steps} update steps, ${model.seedSize}×${model.seedSize} → ${c.imageSize}×${c.imageSize}`;
+  newSample();
+  requestAnimationFrame((t) => void tick(t));
+}
+
+window.addEventListener('unhandledrejection', (e) => fail(e.reason));
+main().catch(fail);

@@ -1,0 +1,254 @@
+/**
+ * End to end: builds the browser example (examples/browser) with Vite, serves it on
+ * 127.0.0.1, and drives it in Debian's headless Chromium with playwright-core, as a person
+ * would: new samples, a cut with the mouse, a digit drawn on the pad, an inpainting. The
+ * page reports its state in data attributes of <body>; the test reads the canvas pixels.
+ * Chromium runs without GPU and without its software WebGL, so the page falls back from
+ * webgl to wasm by itself. Samples are seeded (`?seed=1`): the run is reproducible for a
+ * given model (models/mnist-small, or `VNCA_MODELS_DIR`/mnist-small).
+ *
+ * Needs /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it). Without it
+ * the test is skipped, except in CI (`CI` set), where it must run.
+ * Screenshots go to tests/artifacts/browser-*.png.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'vite';
+import type { Page } from 'playwright-core';
+import { CHROMIUM_PATH, launchChromium, serveStatic, type Browser, type StaticServer } from './helpers/browser.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const artifacts = join(repoRoot, 'tests/artifacts');
+const modelsDir = resolve(process.env.VNCA_MODELS_DIR ?? join(repoRoot, 'models'));
+const missingChromium = !existsSync(CHROMIUM_PATH);
+const skip = missingChromium && !process.env.CI;
+if (skip) {
+  console.warn(`browser.test.ts skipped: ${CHROMIUM_PATH} is missing (apt-get install chromium). In CI it runs.`);
+}
+
+/** Grid side in cells, as the page draws it. */
+const CELLS = 32;
+/** Luminance above which a cell counts as ink (the page's colour map is monotone, p = 0.5 is ~0.32). */
+const INK = 0.4;
+
+/** The rendered cells of the grid canvas: luminance in [0, 1] at the centre of each cell, row-major. */
+async function readCells(page: Page): Promise<number[]> {
+  return page.evaluate((cells) => {
+    const canvas = document.getElementById('grid') as HTMLCanvasElement;
+    const ctx = canvas.getContext('2d')!;
+    const { data, width } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    const cell = canvas.width / cells;
+    const out: number[] = [];
+    for (let y = 0; y < cells; y++) {
+      for (let x = 0; x < cells; x++) {
+        const i = 4 * (Math.floor((y + 0.5) * cell) * width + Math.floor((x + 0.5) * cell));
+        out.push((0.299 * data[i]! + 0.587 * data[i + 1]! + 0.114 * data[i + 2]!) / 255);
+      }
+    }
+    return out;
+  }, CELLS);
+}
+
+function dataset(page: Page): Promise<Record<string, string | undefined>> {
+  return page.evaluate(() => ({ ...document.body.dataset }));
+}
+
+/** Waits until the page is idle (`done`, or `paused` with `status`) and the canvas shows the current state. */
+async function waitIdle(page: Page, opts: { sample?: number; status?: string } = {}): Promise<Record<string, string | undefined>> {
+  await page.waitForFunction(({ sample, status }) => {
+    const d = document.body.dataset;
+    if (d.status === 'error') return true;
+    return d.status === status && d.drawn === d.version && (sample === undefined || d.sample === String(sample));
+  }, { sample: opts.sample, status: opts.status ?? 'done' }, { timeout: 45_000, polling: 50 });
+  const d = await dataset(page);
+  expect(d.status, `page error: ${d.error}`).toBe(opts.status ?? 'done');
+  return d;
+}
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+/** An image that is neither blank nor flat: some ink, mostly background. */
+function expectDigitLike(cells: number[], label: string): void {
+  const ink = cells.filter((v) => v > INK).length / cells.length;
+  expect(Math.max(...cells) - Math.min(...cells), `${label}: contrast`).toBeGreaterThan(0.4);
+  expect(ink, `${label}: fraction of ink cells`).toBeGreaterThan(0.01);
+  expect(ink, `${label}: fraction of ink cells`).toBeLessThan(0.6);
+}
+
+/** Page coordinates of the centre of cell (y, x) of the grid canvas. */
+async function cellPoint(page: Page, y: number, x: number): Promise<{ x: number; y: number }> {
+  await page.locator('#grid').scrollIntoViewIfNeeded();
+  const box = (await page.locator('#grid').boundingBox())!;
+  return { x: box.x + ((x + 0.5) * box.width) / CELLS, y: box.y + ((y + 0.5) * box.height) / CELLS };
+}
+
+/** A short mouse drag on the grid around cell (y, x). */
+async function dragOnGrid(page: Page, y: number, x: number): Promise<void> {
+  const start = await cellPoint(page, y, x - 1);
+  const end = await cellPoint(page, y, x + 1);
+  await page.mouse.move(start.x, start.y);
+  await page.mouse.down();
+  await page.mouse.move(end.x, end.y, { steps: 4 });
+  await page.mouse.up();
+}
+
+describe.skipIf(skip)('browser example (examples/browser) in headless Chromium', () => {
+  let outDir = '';
+  let server: StaticServer | null = null;
+  let browser: Browser | null = null;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    if (missingChromium) throw new Error(`${CHROMIUM_PATH} is missing: apt-get install -y chromium (.ci/run does it)`);
+    if (!existsSync(join(modelsDir, 'mnist-small/model.json'))) {
+      throw new Error(`${modelsDir}/mnist-small/model.json is missing: run npx tsx tools/convert-shipped.ts`);
+    }
+    mkdirSync(artifacts, { recursive: true });
+    outDir = mkdtempSync(join(tmpdir(), 'vnca-browser-'));
+    await build({
+      configFile: join(repoRoot, 'examples/browser/vite.config.ts'),
+      build: { outDir, emptyOutDir: true },
+      logLevel: 'warn',
+    });
+    server = await serveStatic(outDir);
+    // Without a GPU, Chromium still offers WebGL through SwiftShader, a software rasteriser, in
+    // which tfjs's shaders take 30-50 s to compile on two cores. Turning it off leaves the page
+    // with no WebGL, as in a browser without a GPU, and it falls back to wasm.
+    browser = await launchChromium(['--disable-software-rasterizer']);
+    page = await browser.context.newPage();
+    page.setDefaultTimeout(20_000);
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
+    await page.goto(`${server.url}?seed=1`); // reproducible samples
+    await page.selectOption('#speed', 'max');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (outDir) rmSync(outDir, { recursive: true, force: true });
+  });
+
+  it('loads the model on a backend and grows a first sample', async () => {
+    const d = await waitIdle(page, { sample: 1 });
+    expect(['wasm', 'cpu']).toContain(d.backend);
+    await expect(page.locator('#backend').textContent()).resolves.toContain('webgl unavailable');
+    console.log(`browser example: backend ${d.backend}`);
+    await expect(page.locator('h1').textContent()).resolves.toMatch(/neural cellular automaton/i);
+    await expect(page.locator('#backend').textContent()).resolves.toContain(`backend: ${d.backend}`);
+    expectDigitLike(await readCells(page), 'first sample');
+    await page.screenshot({ path: join(artifacts, 'browser-01-loaded.png'), fullPage: true });
+  });
+
+  it('animates the growth: the grid doubles from the 2x2 seed, cell by cell', async () => {
+    await page.selectOption('#speed', '20');
+    await page.click('#new-sample');
+    await page.waitForFunction(() => document.body.dataset.grid === '8', null, { timeout: 20_000, polling: 20 });
+    await page.click('#pause');
+    const d = await waitIdle(page, { sample: 2, status: 'paused' });
+    expect(d.grid).toBe('8');
+    await page.screenshot({ path: join(artifacts, 'browser-02-growing.png'), fullPage: true });
+    // An 8x8 grid scaled up: each 4x4 block of canvas cells is one automaton cell.
+    const cells = await readCells(page);
+    const off = cells.filter((v, i) => {
+      const y = Math.floor(i / CELLS), x = i % CELLS;
+      return Math.abs(v - cells[(y - (y % 4)) * CELLS + (x - (x % 4))]!) > 1e-6;
+    });
+    expect(off.length, 'canvas cells that differ from their 4x4 block').toBe(0);
+    await page.selectOption('#speed', 'max');
+    await page.click('#pause');
+    const done = await waitIdle(page, { sample: 2 });
+    expect(done.grid).toBe(String(CELLS));
+  });
+
+  it('grows a new, different sample on "New sample", with flat tensor count and a steps/s readout', async () => {
+    const d1 = await dataset(page);
+    const a = await readCells(page);
+    await page.click('#new-sample');
+    const d2 = await waitIdle(page, { sample: 3 });
+    await page.screenshot({ path: join(artifacts, 'browser-03-sample.png'), fullPage: true });
+    const b = await readCells(page);
+    expectDigitLike(a, 'sample 2');
+    expectDigitLike(b, 'sample 3');
+    const changed = a.filter((v, i) => Math.abs(v - b[i]!) > 0.25).length;
+    expect(changed, 'cells that differ between two samples').toBeGreaterThan(20);
+    expect(Number(d2.tensors), 'tensors after a growth').toBe(Number(d1.tensors));
+    expect(Number(d2.stepsPerSecond)).toBeGreaterThan(0);
+    await expect(page.locator('#sps').textContent()).resolves.toMatch(/^\d+(\.\d)? steps\/s$/);
+    console.log(`browser example: ${d2.stepsPerSecond} steps/s on ${d2.backend}, ${d2.tensors} tensors`);
+  });
+
+  it('regrows cells cut away with the mouse', async () => {
+    await page.click('#pause');
+    const before = await readCells(page);
+    // Cut where the digit has ink: the centre of its bright cells.
+    const inkCells = before.map((v, i) => [v, i] as const).filter(([v]) => v > INK).map(([, i]) => i);
+    const cy = Math.round(mean(inkCells.map((i) => Math.floor(i / CELLS))));
+    const cx = Math.round(mean(inkCells.map((i) => i % CELLS)));
+    const { version } = await dataset(page);
+    await dragOnGrid(page, cy, cx);
+    await page.waitForFunction((v) => {
+      const d = document.body.dataset;
+      return Number(d.version) > Number(v) && d.drawn === d.version;
+    }, version, { timeout: 10_000 });
+    await waitIdle(page, { status: 'paused' });
+    const damaged = await readCells(page);
+    await page.screenshot({ path: join(artifacts, 'browser-04-damaged.png'), fullPage: true });
+
+    const region = before.map((v, i) => i).filter((i) => Math.abs(damaged[i]! - before[i]!) > 0.1);
+    expect(region.length, 'cells changed by the cut').toBeGreaterThan(10);
+    await page.click('#pause'); // resume: the automaton keeps running and regrows
+    await waitIdle(page);
+    const regrown = await readCells(page);
+    await page.screenshot({ path: join(artifacts, 'browser-05-regrown.png'), fullPage: true });
+
+    const errDamaged = mean(region.map((i) => Math.abs(damaged[i]! - before[i]!)));
+    const errRegrown = mean(region.map((i) => Math.abs(regrown[i]! - before[i]!)));
+    console.log(`browser example: damaged region of ${region.length} cells, mean |diff| to the grown image ${errDamaged.toFixed(3)} after the cut, ${errRegrown.toFixed(3)} after regrowth`);
+    expect(errRegrown, 'mean |diff| in the cut region, after regrowth vs after the cut').toBeLessThan(errDamaged);
+  });
+
+  it('encodes and grows a digit drawn on the pad', async () => {
+    await page.locator('#pad').scrollIntoViewIfNeeded();
+    const box = (await page.locator('#pad').boundingBox())!;
+    // A "7": a bar across the top, then a stroke down to the lower left.
+    const p = (u: number, v: number): [number, number] => [box.x + u * box.width, box.y + v * box.height];
+    await page.mouse.move(...p(0.3, 0.25));
+    await page.mouse.down();
+    await page.mouse.move(...p(0.7, 0.25), { steps: 6 });
+    await page.mouse.move(...p(0.42, 0.8), { steps: 8 });
+    await page.mouse.up();
+    await page.click('#pad-grow');
+    await waitIdle(page, { sample: 4 });
+    expectDigitLike(await readCells(page), 'grown drawing');
+    await page.screenshot({ path: join(artifacts, 'browser-06-drawn.png'), fullPage: true });
+  });
+
+  it('inpaints a marked region and keeps the rest of the image', async () => {
+    const before = await readCells(page);
+    await page.check('input[name="mode"][value="inpaint"]');
+    const { version } = await dataset(page);
+    await dragOnGrid(page, 16, 16);
+    await page.waitForFunction(() => !(document.getElementById('inpaint-run') as HTMLButtonElement).disabled, null, { timeout: 5_000 });
+    await page.screenshot({ path: join(artifacts, 'browser-07-marked.png'), fullPage: true });
+    await page.click('#inpaint-run');
+    await page.waitForFunction((v) => Number(document.body.dataset.version) > Number(v), version, { timeout: 30_000 });
+    await waitIdle(page);
+    const after = await readCells(page);
+    await page.screenshot({ path: join(artifacts, 'browser-08-inpainted.png'), fullPage: true });
+    // Cells far from the marked region show the binarised image: pure background or pure ink,
+    // the same as before wherever the image was clear.
+    const far = before.map((v, i) => i).filter((i) => Math.hypot(Math.floor(i / CELLS) - 16, (i % CELLS) - 16) > 6);
+    expect(far.filter((i) => after[i]! > 0.1 && after[i]! < 0.9), 'known cells that are not binary').toEqual([]);
+    const clear = far.filter((i) => before[i]! < 0.2 || before[i]! > 0.6);
+    const flipped = clear.filter((i) => (before[i]! > 0.6) !== (after[i]! > 0.5));
+    expect(flipped, 'known cells that changed').toEqual([]);
+    expect(pageErrors, 'errors in the page').toEqual([]);
+  });
+});
