@@ -820,10 +820,13 @@ export class VNCA {
    *
    * @param x Images `[batch, imageSize, imageSize, imageChannels]` in [0, 1].
    * @param mask Unknown region, 1 = to fill: `[imageSize, imageSize]`, `[batch, imageSize, imageSize]` or `[batch, imageSize, imageSize, 1]`.
-   * @param options `steps` of regrowth (default `2 * stepsPerDoubling`, or `stepsRange[0]`), `seed`.
+   * @param options `steps` of regrowth (default `2 * stepsPerDoubling`, or `stepsRange[0]`), `seed`,
+   *   `damage` (default true): zero the region's cells before regrowing them. A model trained
+   *   without damage (like the doubling model) cannot regrow zeroed cells; with `damage: false`
+   *   the region starts from the cells grown from the masked image's posterior mean instead.
    * @returns Images of the shape of `x`: known pixels from `x`, the region grown anew.
    */
-  inpaint(x: tf.Tensor4D, mask: tf.Tensor, options: { steps?: number; seed?: number } = {}): tf.Tensor4D {
+  inpaint(x: tf.Tensor4D, mask: tf.Tensor, options: { steps?: number; seed?: number; damage?: boolean } = {}): tf.Tensor4D {
     const fn = 'VNCA.inpaint';
     this.check(fn);
     this.checkImages(x, fn);
@@ -850,7 +853,7 @@ export class VNCA {
         q.dispose();
       }
       const keep = tf.tidy(() => tf.sub(1, m));
-      let cur = tf.tidy(() => tf.mul(grown, keep) as tf.Tensor4D);
+      let cur = options.damage === false ? tf.clone(grown) : tf.tidy(() => tf.mul(grown, keep) as tf.Tensor4D);
       for (let i = 0; i < steps; i++) {
         const next = tf.tidy(() => {
           const stepped = runSteps(this.rule, cur, {

@@ -1,0 +1,429 @@
+/**
+ * Helpers shared by the examples (not part of the library): command-line parsing with
+ * `commander`, backend set-up, loading the shipped model, timing, progress output and
+ * the training loop with checkpoints that examples 02 and 08 run.
+ *
+ * Both Node backends are imported here, so every example can run on either:
+ * `--backend wasm` (the default; WebAssembly with SIMD, several times faster) or
+ * `--backend cpu` (plain JavaScript, the reference for correctness).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { VNCA, mulberry32, type UpdateRuleClass } from '../src/index.js';
+import { datasetToTensor, fileSystem, sampleBatch, savePngGrid, writeFileAtomic, type ImageDataset } from '../src/node.js';
+
+// --- Command-line parsing ---------------------------------------------------------------
+
+/** commander parser: an integer >= 0 (`--steps 100`). */
+export function int(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer >= 0, got '${value}'.`);
+  return n;
+}
+
+/** commander parser: an integer >= 1. */
+export function positiveInt(value: string): number {
+  const n = int(value);
+  if (n < 1) throw new InvalidArgumentError(`expected an integer >= 1, got '${value}'.`);
+  return n;
+}
+
+/** commander parser: a finite number (`--lr 3e-4`). */
+export function float(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'.`);
+  return n;
+}
+
+/** commander parser: a comma-separated list of positive integers (`--encoder-channels 8,16,32,64,128`). */
+export function intList(value: string): number[] {
+  return value.split(',').map((v) => positiveInt(v.trim()));
+}
+
+/** The backends the examples can run on. */
+export const BACKENDS = ['wasm', 'cpu'] as const;
+/** A backend name. */
+export type BackendName = (typeof BACKENDS)[number];
+
+/** Adds `--backend wasm|cpu` (default wasm) to a command. */
+export function backendOption(program: Command): Command {
+  return program.addOption(
+    new Option('--backend <name>', 'tfjs backend').choices([...BACKENDS]).default('wasm'),
+  );
+}
+
+/** Starts a backend and waits until it is ready. */
+export async function useBackend(name: BackendName): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new Error(`could not start the ${name} backend`);
+  await tf.ready();
+}
+
+// --- The shipped model ------------------------------------------------------------------
+
+/** Where the pretrained MNIST model lives in the repository. */
+export const SHIPPED_MODEL = 'models/mnist-small';
+
+/**
+ * Loads a saved VNCA from a folder (`model.json` + `weights.bin`). When the folder has no
+ * model, prints what to run to make one and exits with status 1.
+ */
+export async function loadModel(dir: string, updateRules: UpdateRuleClass[] = []): Promise<VNCA> {
+  if (!existsSync(join(dir, 'model.json'))) {
+    console.error(`error: no model at ${dir}/model.json.`);
+    if (dir.replace(/\/+$/, '') === SHIPPED_MODEL) {
+      console.error('The shipped model is made from the PyTorch training run (see docs/pretrained.md) with:');
+      console.error('  npx tsx tools/convert-shipped.ts      # .tmp/shipped/model.safetensors -> models/mnist-small/');
+    } else {
+      console.error('Train one with `npx tsx examples/02-train-mnist.ts --out <dir>` (it writes <dir>/checkpoint/),');
+      console.error(`or pass --model ${SHIPPED_MODEL} for the shipped model.`);
+    }
+    process.exit(1);
+  }
+  return VNCA.load(fileSystem(dir), { updateRules });
+}
+
+/** The training record written beside the shipped model (`training.json`), if any. */
+export interface TrainingRecord {
+  parameters?: number;
+  training?: { step?: number; [key: string]: unknown };
+  /** IWAE evaluation by the PyTorch trainer (tools/train_torch.py). */
+  evaluation?: {
+    step?: number;
+    iwae_k?: number;
+    test_images?: number;
+    test_total?: number;
+    log_px_lower_bound_nats?: number;
+    std_err?: number | null;
+  };
+}
+
+/** Reads `<dir>/training.json`, or returns undefined when it is absent or unreadable. */
+export function readTrainingRecord(dir: string): TrainingRecord | undefined {
+  const path = join(dir, 'training.json');
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as TrainingRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+// --- Timing and progress -----------------------------------------------------------------
+
+/** Seconds since `start` (a `performance.now()` value), as text: `12.3 s`. */
+export function since(start: number): string {
+  return `${((performance.now() - start) / 1000).toFixed(1)} s`;
+}
+
+/** Seconds as `1:05` or `42 s`. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  if (seconds < 60) return `${seconds.toFixed(0)} s`;
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  return `${m}:${String(s).padStart(2, '0')}`;
+}
+
+/** A progress display: a `cli-progress` bar on a terminal, a plain line now and then otherwise (logs, tests). */
+export interface Progress {
+  /** Reports `value` of `total` done, with named numbers to show (already formatted). */
+  update(value: number, fields: Record<string, string>): void;
+  /** Ends the display. */
+  stop(): void;
+}
+
+/**
+ * Starts a progress display.
+ *
+ * @param label What is being done (`training`, `IWAE`).
+ * @param total Units of work in all.
+ * @param start Units already done (when resuming).
+ * @param fields Names of the numbers shown after the counter, in order.
+ */
+export function progress(label: string, total: number, start: number, fields: string[]): Progress {
+  const t0 = performance.now();
+  const rate = (value: number) => (value - start) / ((performance.now() - t0) / 1000);
+  const eta = (value: number) => formatDuration((total - value) / rate(value));
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar({
+      format: `${label} [{bar}] {value}/{total} | ${fields.map((f) => `${f} {${f}}`).join(' | ')} | {rate}/s | ETA {etaText}`,
+      hideCursor: true,
+      barsize: 24,
+    }, cliProgress.Presets.shades_classic);
+    bar.start(total, start, { ...Object.fromEntries(fields.map((f) => [f, '-'])), rate: '-', etaText: '-' });
+    return {
+      update: (value, values) => bar.update(value, { ...values, rate: rate(value).toFixed(2), etaText: eta(value) }),
+      stop: () => bar.stop(),
+    };
+  }
+  // Not a terminal: about ten lines in all, and the last one.
+  const every = Math.max(1, Math.round((total - start) / 10));
+  return {
+    update(value, values) {
+      if ((value - start) % every !== 0 && value !== total) return;
+      const shown = fields.map((f) => `${f} ${values[f] ?? '-'}`).join(', ');
+      console.log(`${label} ${value}/${total}: ${shown}, ${rate(value).toFixed(2)}/s, ETA ${eta(value)}`);
+    },
+    stop() {},
+  };
+}
+
+// --- Pictures ----------------------------------------------------------------------------
+
+/**
+ * Upscales images by nearest neighbour to `size x size`, so states of small grids
+ * (2x2, 4x4, ...) show as blocks at the final size. Returns a new tensor.
+ *
+ * @param images `[batch, h, w, channels]` with h, w dividing `size`.
+ * @param size Target height and width.
+ */
+export function upscale(images: tf.Tensor4D, size: number): tf.Tensor4D {
+  return tf.tidy(() => (images.shape[1] === size && images.shape[2] === size
+    ? tf.clone(images)
+    : tf.image.resizeNearestNeighbor(images, [size, size])) as tf.Tensor4D);
+}
+
+/**
+ * Lays rows of images out row by row for `savePngGrid(..., { cols })`: `columns[j]` holds
+ * column j for every row (`[rows, h, w, c]`, all the same size); the result is
+ * `[rows * columns.length, h, w, c]`, row 0 first.
+ */
+export function rowsOfColumns(columns: tf.Tensor4D[]): tf.Tensor4D {
+  return tf.tidy(() => {
+    const stacked = tf.stack(columns, 1); // [rows, cols, h, w, c]
+    const [rows, cols, h, w, c] = stacked.shape;
+    return tf.reshape(stacked, [rows! * cols!, h!, w!, c!]) as tf.Tensor4D;
+  });
+}
+
+/**
+ * A half of the image as an inpainting mask, 1 = unknown: `[size, size]`.
+ *
+ * @param which `bottom`, `top`, `left`, `right`, or `center` (the middle square, half the side).
+ * @param size Image height and width.
+ */
+export function halfMask(which: MaskName, size: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const y = tf.reshape(tf.range(0, size), [size, 1]);
+    const x = tf.reshape(tf.range(0, size), [1, size]);
+    const h = size / 2;
+    const q = size / 4;
+    const inside = {
+      bottom: () => tf.greaterEqual(y, h),
+      top: () => tf.less(y, h),
+      left: () => tf.less(x, h),
+      right: () => tf.greaterEqual(x, h),
+      center: () => tf.logicalAnd(
+        tf.logicalAnd(tf.greaterEqual(y, q), tf.less(y, size - q)),
+        tf.logicalAnd(tf.greaterEqual(x, q), tf.less(x, size - q))),
+    }[which]();
+    return tf.cast(tf.broadcastTo(inside, [size, size]), 'float32') as tf.Tensor2D;
+  });
+}
+/** The masks {@link halfMask} makes. */
+export const MASKS = ['bottom', 'top', 'left', 'right', 'center'] as const;
+/** A mask name. */
+export type MaskName = (typeof MASKS)[number];
+
+/**
+ * Rows for an inpainting picture, in colour: the originals; the masked input, its unknown
+ * part blue; then each way of filling it in, the new part tinted blue.
+ * `[(2 + filled.length) * n, H, W, 3]`.
+ *
+ * @param x Originals `[n, H, W, 1]`.
+ * @param mask Unknown region `[n, H, W]`, 1 = unknown.
+ * @param filled Inpainted images, each `[n, H, W, 1]`.
+ */
+export function inpaintingRows(x: tf.Tensor4D, mask: tf.Tensor3D, filled: tf.Tensor4D[]): tf.Tensor4D {
+  return tf.tidy(() => {
+    const m = tf.expandDims(mask, 3);
+    const rgb = (t: tf.Tensor) => tf.tile(t, [1, 1, 1, 3]);
+    const masked = tf.add(rgb(tf.mul(x, tf.sub(1, m))), tf.mul(m, tf.tensor1d([0.15, 0.3, 0.6])));
+    const tint = tf.sub(1, tf.mul(m, tf.tensor1d([0.6, 0.25, 0])));
+    return tf.concat([rgb(x), masked, ...filled.map((f) => tf.mul(rgb(f), tint))]) as tf.Tensor4D;
+  });
+}
+
+/**
+ * Inpainting by the posterior alone, for comparison with `model.inpaint`: encode the image
+ * with its unknown pixels zeroed, decode the posterior mean (a full growth from the seed),
+ * and take the unknown pixels from that decode; known pixels stay the input's.
+ *
+ * @param x Images `[n, H, W, 1]`; mask `[n, H, W]` or `[H, W]`, 1 = unknown.
+ * @returns Images `[n, H, W, 1]`.
+ */
+export function inpaintFromPosterior(model: VNCA, x: tf.Tensor4D, mask: tf.Tensor): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [n, h, w] = x.shape;
+    const m = tf.broadcastTo(tf.reshape(mask, [mask.rank === 2 ? 1 : n, h, w, 1]), [n, h, w, 1]);
+    const known = tf.mul(x, tf.sub(1, m)) as tf.Tensor4D;
+    return tf.add(known, tf.mul(model.reconstruct(known), m)) as tf.Tensor4D;
+  });
+}
+
+// --- Training with checkpoints (examples 02 and 08) ----------------------------------------
+
+/** What a checkpoint folder holds besides the model: where training stands. */
+export interface CheckpointProgress {
+  /** Training steps done. */
+  step: number;
+  /** Seed of the batch sampler. */
+  seed: number;
+  /** Images per step. */
+  batchSize: number;
+  /** Mean loss over the steps since the previous checkpoint. */
+  loss?: number;
+  /** When it was written. */
+  savedAt: string;
+}
+
+/** Flags of the training examples (02, 08), as commander parses them. */
+export interface TrainingFlags {
+  steps: number;
+  batch: number;
+  zSize: number;
+  hidden: number;
+  blocks: number;
+  encoderChannels: number[];
+  lr: number;
+  checkpointEvery: number;
+  resume?: boolean;
+  seed: number;
+  out: string;
+  backend: BackendName;
+}
+
+/**
+ * Adds the flags of the training examples: --steps, --batch, model sizes, --lr,
+ * --checkpoint-every, --resume, --seed, --out, --backend.
+ */
+export function trainingOptions(program: Command, defaults: { steps: number; out: string }): Command {
+  return backendOption(program
+    .option('--steps <n>', 'train until the step counter reaches this', positiveInt, defaults.steps)
+    .option('--batch <n>', 'images per step', positiveInt, 16)
+    .option('--z-size <n>', 'latent size = channels per cell', positiveInt, 32)
+    .option('--hidden <n>', 'channels inside the residual blocks of the update rule', positiveInt, 32)
+    .option('--blocks <n>', 'residual blocks of the update rule', int, 4)
+    .option('--encoder-channels <list>', 'channels of the 5 encoder convolutions', intList, [8, 16, 32, 64, 128])
+    .option('--lr <x>', 'Adam learning rate', float, 1e-3)
+    .option('--checkpoint-every <n>', 'steps between checkpoints', positiveInt, 50)
+    .option('--resume', 'continue from <out>/checkpoint if it exists')
+    .option('--seed <n>', 'seed of the batch sampler', int, 0)
+    .option('--out <dir>', 'output folder', defaults.out));
+}
+
+/**
+ * A new model from the flags, or with --resume the checkpoint's model and step counter.
+ * A resumed run keeps its checkpoint's config, batch size and batch seed (flags that differ
+ * are reported and ignored), so it draws the batches an uninterrupted run would have.
+ */
+export async function startOrResume(program: Command, checkpointDir: string): Promise<{
+  model: VNCA; startStep: number; batchSize: number; seed: number;
+}> {
+  const opts = program.opts<TrainingFlags>();
+  const saved = opts.resume && existsSync(join(checkpointDir, 'model.json')) ? readCheckpointProgress(checkpointDir) : undefined;
+  if (saved) {
+    const model = await VNCA.load(fileSystem(checkpointDir));
+    for (const [flag, now, before] of [['batch', opts.batch, saved.batchSize], ['seed', opts.seed, saved.seed]] as const) {
+      if (program.getOptionValueSource(flag) === 'cli' && now !== before) {
+        console.log(`note: --${flag} ${now} ignored: the checkpoint's run uses ${before}`);
+      }
+    }
+    console.log(`resuming ${checkpointDir} at step ${saved.step} (model config from the checkpoint)`);
+    return { model, startStep: saved.step, batchSize: saved.batchSize, seed: saved.seed };
+  }
+  if (opts.resume) console.log(`no checkpoint at ${checkpointDir}: starting a new run`);
+  const model = new VNCA({
+    zSize: opts.zSize,
+    hidden: opts.hidden,
+    nBlocks: opts.blocks,
+    encoderChannels: opts.encoderChannels,
+    learningRate: opts.lr,
+  });
+  return { model, startStep: 0, batchSize: opts.batch, seed: opts.seed };
+}
+
+/**
+ * Writes <out>/samples.png (16 new samples) and <out>/reconstructions.png (8 held-out
+ * images, top row, and their reconstructions, bottom row): a look at a trained model.
+ */
+export function savePreview(model: VNCA, test: ImageDataset, out: string): void {
+  tf.tidy(() => {
+    savePngGrid(join(out, 'samples.png'), model.sample(16, { seed: 1 }), { scale: 3, cols: 8 });
+    const x = datasetToTensor(test, 0, Math.min(8, test.count));
+    savePngGrid(join(out, 'reconstructions.png'), tf.concat([x, model.reconstruct(x)]) as tf.Tensor4D, { scale: 3, cols: x.shape[0] });
+  });
+  console.log(`wrote ${join(out, 'samples.png')} and ${join(out, 'reconstructions.png')}`);
+}
+
+/** Options of {@link train}. */
+export interface TrainOptions {
+  /** The model to train (e.g. new, or loaded from a checkpoint). */
+  model: VNCA;
+  /** Training images (binarised, `[count, imageSize, imageSize, 1]`). */
+  data: ImageDataset;
+  /** Step to start from: 0, or the checkpoint's step when resuming. */
+  startStep: number;
+  /** Total steps: training stops when the counter reaches it. */
+  steps: number;
+  batchSize: number;
+  seed: number;
+  /** Folder of the checkpoint (model.json, weights.bin, progress.json). */
+  checkpointDir: string;
+  /** Steps between checkpoints (and one at the end). */
+  checkpointEvery: number;
+}
+
+/** Reads `progress.json` of a checkpoint folder, or undefined when there is none. */
+export function readCheckpointProgress(dir: string): CheckpointProgress | undefined {
+  const path = join(dir, 'progress.json');
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as CheckpointProgress) : undefined;
+}
+
+/**
+ * Trains with `model.trainStep` from `startStep` to `steps`, showing loss, KL, steps/s and
+ * ETA, and checkpoints every `checkpointEvery` steps and at the end: the model first
+ * (`model.save(fileSystem(dir))` writes weights.bin, then model.json, each atomically),
+ * then `progress.json` (atomically), so an interrupted run always leaves a loadable
+ * checkpoint whose step counter is never ahead of its weights.
+ *
+ * Each step's batch comes from a generator seeded with (seed, step), so a resumed run draws
+ * the same batches as an uninterrupted one. (Adam's moment estimates are not saved: they
+ * start again from zero after a resume.)
+ *
+ * @returns The mean loss and KL of the last (up to 10) steps, and how many steps that is.
+ */
+export async function train(o: TrainOptions): Promise<{ loss: number; kl: number; steps: number }> {
+  const bar = progress('training', o.steps, o.startStep, ['loss', 'KL']);
+  let sum = 0;
+  let count = 0;
+  const recent: { loss: number; kl: number }[] = [];
+  const mean = (key: 'loss' | 'kl') => recent.reduce((a, v) => a + v[key], 0) / recent.length;
+  for (let step = o.startStep + 1; step <= o.steps; step++) {
+    const batch = sampleBatch(o.data, o.batchSize, mulberry32(o.seed * 1_000_003 + step));
+    const r = o.model.trainStep(batch);
+    batch.dispose();
+    // The display shows the mean of the last 10 steps; the checkpoint records the interval's mean.
+    recent.push({ loss: r.loss, kl: r.kl });
+    if (recent.length > 10) recent.shift();
+    sum += r.loss;
+    count++;
+    bar.update(step, { loss: mean('loss').toFixed(1), KL: mean('kl').toFixed(1) });
+    if (step % o.checkpointEvery === 0 || step === o.steps) {
+      await o.model.save(fileSystem(o.checkpointDir));
+      const record: CheckpointProgress = {
+        step, seed: o.seed, batchSize: o.batchSize, loss: sum / count, savedAt: new Date().toISOString(),
+      };
+      writeFileAtomic(join(o.checkpointDir, 'progress.json'), `${JSON.stringify(record, null, 2)}\n`);
+      sum = 0;
+      count = 0;
+    }
+  }
+  bar.stop();
+  return { loss: mean('loss'), kl: mean('kl'), steps: recent.length };
+}
