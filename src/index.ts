@@ -9,7 +9,9 @@
  * - Update rules (src/layers): `UpdateRule`, `ResidualUpdateRule`, `PerceptionUpdateRule`
  * - Backends: `enableWasmTraining`, `fastConv2d`
  * - Growth (src/growth): `grow`, `runSteps`, `step`
- * - VAE (src/vae): distributions, likelihoods, `elbo`, `iwae`, `Encoder`, `VNCA`
+ * - VAE (src/vae): distributions, likelihoods, `elbo`, `iwae`, `Encoder`, `VNCA`,
+ *   `NON_DOUBLING_MNIST`
+ * - More automata (src/growing): `GrowingNCA`, the classic growing NCA
  * - Weights: safetensors reading and writing (`VNCA.fromPyTorch` uses them)
  *
  * Tensors are NHWC: `[batch, height, width, channels]`.
@@ -18,6 +20,9 @@
 export { VncaError } from './core/errors.js';
 export * from './core/index.js';
 export { mulberry32, shuffleInPlace, type Rng } from './core/random.js';
+export {
+  SamplePool, damageSubset, type SamplePoolOptions, type PoolSample, type DamageSubsetOptions,
+} from './core/SamplePool.js';
 export * from './layers/index.js';
 export { enableWasmTraining, isWasmTrainingEnabled, fastConv2d } from './backend/wasmTraining.js';
 export type { FastConv2dOptions, FastConv2dActivation } from './backend/wasmTraining.js';
@@ -39,3 +44,4 @@ export {
 export { clipByGlobalNorm, globalNorm } from './vae/clip.js';
 export { parseSafetensors, writeSafetensors, type Safetensors, type SafetensorsEntry } from './vae/safetensors.js';
 export type { PyTorchVNCASizes } from './vae/pytorch.js';
+export * from './growing/index.js';

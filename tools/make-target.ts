@@ -1,8 +1,9 @@
 /**
- * Draws the target image of the Growing NCA example: a 32x32 smiley (yellow face with a
- * brown rim, two eyes, a smile and pink cheeks) centred in a 40x40 RGBA picture with a
- * transparent border, anti-aliased by 8x8 supersampling. Alpha is straight (not
- * premultiplied), as PNG stores it.
+ * Draws the target image of the Growing NCA example: a smiley 28 pixels across (yellow
+ * face with a brown rim, two eyes, a smile and pink cheeks) centred in a 40x40 RGBA
+ * picture with a transparent border of 6 pixels, anti-aliased by 8x8 supersampling.
+ * Alpha is straight (not premultiplied), as PNG stores it. The border leaves the automaton
+ * room to learn where to stop growing.
  *
  * Usage: npx tsx tools/make-target.ts [--out examples/assets/target-40.png]
  */
@@ -11,8 +12,9 @@ import { dirname } from 'node:path';
 import { PNG } from 'pngjs';
 
 const SIZE = 40;
-/** The drawing lives in a 32x32 box at (PAD, PAD). */
-const PAD = 4;
+/** The drawing is made in a 32x32 unit box, shown DRAW pixels wide at (PAD, PAD). */
+const DRAW = 28;
+const PAD = (SIZE - DRAW) / 2;
 const SUPER = 8;
 
 type Rgb = [number, number, number];
@@ -23,7 +25,7 @@ const FEATURE: Rgb = [80, 45, 15];
 const CHEEK: Rgb = [245, 130, 90];
 
 /**
- * The colour and coverage at a point of the 32x32 drawing (x, y in [0, 32)), painted back
+ * The colour at a point of the 32x32 unit drawing (x, y in [0, 32)), painted back
  * to front: rim, face, cheeks, eyes, mouth. `null` outside the face.
  */
 function paint(x: number, y: number): Rgb | null {
@@ -51,8 +53,8 @@ function draw(): PNG {
       let r = 0, g = 0, b = 0, covered = 0;
       for (let sy = 0; sy < SUPER; sy++) {
         for (let sx = 0; sx < SUPER; sx++) {
-          const x = px - PAD + (sx + 0.5) / SUPER;
-          const y = py - PAD + (sy + 0.5) / SUPER;
+          const x = ((px - PAD + (sx + 0.5) / SUPER) * 32) / DRAW;
+          const y = ((py - PAD + (sy + 0.5) / SUPER) * 32) / DRAW;
           const c = paint(x, y);
           if (c) {
             r += c[0]; g += c[1]; b += c[2];

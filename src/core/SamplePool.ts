@@ -1,22 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { VncaError, assertInt, assertNumber, assertOneOf, assertState, assertTensor, describe } from './errors.js';
 import { damage, damageMask } from './damage.js';
-
-/**
- * A seeded generator of uniform floats in [0, 1) (the "SplitMix32" recipe: a Weyl
- * sequence mixed by two multiply-xorshift rounds). Reproducible, not cryptographic.
- * @internal
- */
-export function seededRandom(seed: number): () => number {
-  let s = (Math.floor(seed) ^ 0x5bd1e995) >>> 0;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from './random.js';
 
 /** An integer seed from `Math.random`, for pools created without one. @internal */
 function randomSeed(): number {
@@ -128,7 +113,7 @@ export class SamplePool {
     }
     const [, h, w, c] = states.shape;
     this.shape = [h, w, c];
-    this.rng = seededRandom(options.seed ?? randomSeed());
+    this.rng = mulberry32(options.seed ?? randomSeed());
     this.states = Array.from({ length: n }, (_, i) => entry(states, i));
     const p = options.payload;
     this.payloads = p ? Array.from({ length: n }, (_, i) => entry(p, i)) : null;

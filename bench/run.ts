@@ -1,0 +1,456 @@
+/**
+ * `npm run bench`: times VNCA training steps and generation through the public API on every
+ * installed tfjs backend, side by side with the PyTorch reference (bench/peer/vnca_peer.py),
+ * measures memory with and without gradient checkpointing, profiles a wasm training step
+ * kernel by kernel, and runs kernel micro-benchmarks. Writes bench/results/<name>.json and
+ * the generated part of docs/performance.md.
+ *
+ *     npm run bench                      # the full benchmark (about 15-20 minutes on 2 cores)
+ *     npm run bench -- --quick           # smoke run: tiny models, one run each (a minute or two)
+ *     npm run bench -- --runs 5 --slow-runs 2 --sections main,micro --no-peer
+ *
+ * Run it on an otherwise idle machine, or under `nice -n 19` next to other work: the peer runs
+ * right after each of our rows, so both see the same load and the ratios stay fair.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  RESULT_MARK, type CheckpointJob, type CheckpointResult, type Job, type JobResult, type MicroJob, type MicroResult,
+  type ModelSpec, type TimedJob, type TimedResult,
+} from './jobs.js';
+import { generationMacs, trainingMacs, type MacConfig } from './flops.js';
+import { renderReport, replaceGenerated, type Report, type RowResult, type PeerResult } from './report.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(HERE);
+
+const HELP = `npm run bench -- [options]
+  --quick              smoke run: tiny models, one run each; writes bench/results/quick.json only
+  --runs N             timed runs of the fast rows (default 5; quick 1)
+  --slow-runs N        timed runs of the slow rows: paper config at batch 32, cpu training (default 1)
+  --sections LIST      comma-separated subset of main,proposed,checkpoint,nockpt,profile,micro (default all)
+  --no-peer            skip the PyTorch columns
+  --python PATH        interpreter for the peer (default /usr/bin/python3)
+  --threads N          PyTorch threads (default 2, the cores tfjs is compared against)
+  --wasm-threads N     also time the wasm rows of the paper model with the backend's multi-threaded
+                       build started by a work-around (experiment, bench/wasmThreads.ts); 0: off (default 2)
+  --out NAME           results file name in bench/results (default latest, quick: quick)
+  --merge              keep the other sections of the existing results file (rerun a part only)
+  --docs / --no-docs   write docs/performance.md (default: yes for full runs, no for --quick)
+  --help`;
+
+interface Options {
+  quick: boolean;
+  runs: number;
+  slowRuns: number;
+  sections: Set<string>;
+  peer: boolean;
+  python: string;
+  threads: number;
+  wasmThreads: number;
+  out: string;
+  merge: boolean;
+  docs: boolean;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      runs: { type: 'string' },
+      'slow-runs': { type: 'string' },
+      sections: { type: 'string' },
+      'no-peer': { type: 'boolean', default: false },
+      python: { type: 'string', default: '/usr/bin/python3' },
+      threads: { type: 'string', default: '2' },
+      'wasm-threads': { type: 'string' },
+      out: { type: 'string' },
+      merge: { type: 'boolean', default: false },
+      docs: { type: 'boolean' },
+      'no-docs': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    process.exit(0);
+  }
+  const int = (v: string | undefined, fallback: number, name: string): number => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be an integer >= 1, but got ${v}`);
+    return n;
+  };
+  const quick = values.quick ?? false;
+  const all = ['main', 'proposed', 'checkpoint', 'nockpt', 'profile', 'micro'];
+  const sections = new Set(values.sections ? values.sections.split(',').map((s) => s.trim()) : all);
+  for (const s of sections) if (!all.includes(s)) throw new Error(`--sections: unknown section ${s} (known: ${all.join(', ')})`);
+  return {
+    quick,
+    runs: int(values.runs, quick ? 1 : 5, 'runs'),
+    slowRuns: int(values['slow-runs'], 1, 'slow-runs'),
+    sections,
+    peer: !values['no-peer'],
+    python: values.python ?? '/usr/bin/python3',
+    threads: int(values.threads, 2, 'threads'),
+    wasmThreads: values['wasm-threads'] === '0' ? 0 : int(values['wasm-threads'], 2, 'wasm-threads'),
+    out: values.out ?? (quick ? 'quick' : 'latest'),
+    merge: values.merge ?? false,
+    docs: values.docs ?? (!values['no-docs'] && !quick),
+  };
+}
+
+// ---- the models -------------------------------------------------------------------------
+
+const PAPER: ModelSpec = { name: 'paper', options: {} };
+const SMALL: ModelSpec = { name: 'small', options: { zSize: 32, hidden: 64 } };
+/** --quick: a tiny doubling VNCA (8x8 images) so every code path runs in seconds. */
+const TINY: ModelSpec = {
+  name: 'tiny', options: { zSize: 16, hidden: 16, nBlocks: 2, encoderChannels: [8, 16], imageSize: 8, nDoublings: 2, stepsPerDoubling: 2 },
+};
+
+const PAPER_DEFAULTS: MacConfig = {
+  zSize: 256, hidden: 256, nBlocks: 4, stepsPerDoubling: 8, nDoublings: 4, imageSize: 32, imageChannels: 1,
+  encoderChannels: [32, 64, 128, 256, 512],
+};
+
+function macConfig(spec: ModelSpec): MacConfig {
+  return { ...PAPER_DEFAULTS, ...(spec.options as Partial<MacConfig>) };
+}
+
+/** MACs one timed call executes on our side (`recompute`: checkpointing) or PyTorch's. */
+function macsOf(kind: 'train' | 'generate', spec: ModelSpec, batch: number, recompute: boolean): number {
+  const c = macConfig(spec);
+  return kind === 'train' ? trainingMacs(c, batch, recompute) : generationMacs(c, batch);
+}
+
+// ---- running jobs -------------------------------------------------------------------------
+
+interface Spawned {
+  result?: Record<string, unknown>;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderrTail: string;
+  wallMs: number;
+  timedOut: boolean;
+}
+
+/** Runs a command, passing its stderr through, and parses its `@@bench-result` line. */
+function spawnJob(cmd: string, args: string[], timeoutMs: number): Promise<Spawned> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let errTail = '';
+    let timedOut = false;
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => {
+      const s = d.toString();
+      process.stderr.write(s);
+      errTail = (errTail + s).slice(-4000);
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (e) => { errTail += String(e); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const line = out.split('\n').find((l) => l.startsWith(RESULT_MARK));
+      const spawned: Spawned = { code, signal, stderrTail: errTail, wallMs: performance.now() - t0, timedOut };
+      if (line) spawned.result = JSON.parse(line.slice(RESULT_MARK.length)) as Record<string, unknown>;
+      resolve(spawned);
+    });
+  });
+}
+
+function ours(job: Job, timeoutMs: number): Promise<Spawned> {
+  return spawnJob(process.execPath, ['--import', 'tsx', path.join(HERE, 'worker.ts'), JSON.stringify(job)], timeoutMs);
+}
+
+function failure(s: Spawned): string {
+  if (s.timedOut) return `no result within ${(s.wallMs / 1000).toFixed(0)} s (killed)`;
+  const last = s.stderrTail.trim().split('\n').filter((l) => l.trim() !== '').slice(-3).join(' / ');
+  return `exited with ${s.code ?? s.signal}: ${last.slice(-400)}`;
+}
+
+async function peerAvailable(o: Options): Promise<string | null> {
+  if (!o.peer) return null;
+  if (!existsSync(o.python)) return null;
+  const s = await spawnJob(o.python, [path.join(HERE, 'peer', 'vnca_peer.py'), '--check'], 60_000);
+  return s.result ? String(s.result['torch']) : null;
+}
+
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+// ---- the plan ---------------------------------------------------------------------------
+
+interface RowPlan {
+  id: string;
+  model: ModelSpec;
+  backend: string;
+  /** wasm: threads of the experimental multi-threaded build (absent: the normal single-threaded backend). */
+  threads?: number;
+  /** The update rule with bench/proposed.ts's kernels. */
+  variant?: 'proposed';
+  kind: 'train' | 'generate';
+  batch: number;
+  runs: number;
+  warmupBatch: number;
+  profile: boolean;
+  timeoutMs: number;
+}
+
+function mainRows(o: Options): RowPlan[] {
+  const row = (model: ModelSpec, backend: string, kind: 'train' | 'generate', batch: number, slow: boolean, extra: Partial<RowPlan> = {}): RowPlan => ({
+    id: `${model.name}/${backend}${extra.threads ? `-${extra.threads}threads` : ''}${extra.variant ? `-${extra.variant}` : ''}/${kind}/b${batch}`,
+    model, backend, kind, batch,
+    runs: slow ? Math.min(o.slowRuns, o.runs) : o.runs,
+    warmupBatch: slow ? 1 : batch,
+    profile: false,
+    timeoutMs: 15 * 60_000,
+    ...extra,
+  });
+  if (o.quick) {
+    return [
+      row(TINY, 'wasm', 'train', 2, false, { profile: o.sections.has('profile') }),
+      row(TINY, 'wasm', 'generate', 2, false),
+      row(TINY, 'cpu', 'train', 2, false),
+      row(TINY, 'cpu', 'generate', 2, false),
+      ...(o.wasmThreads > 1 ? [row(TINY, 'wasm', 'generate', 2, false, { threads: o.wasmThreads })] : []),
+      ...(o.sections.has('proposed') ? [row(TINY, 'wasm', 'train', 2, false, { variant: 'proposed' })] : []),
+    ];
+  }
+  const rows: RowPlan[] = [];
+  if (o.sections.has('main') || o.sections.has('profile')) {
+    rows.push(row(PAPER, 'wasm', 'train', 4, false, { runs: Math.min(o.runs, 3), profile: o.sections.has('profile') }));
+  }
+  if (o.sections.has('main')) {
+    rows.push(
+      row(PAPER, 'wasm', 'train', 32, true),
+      row(PAPER, 'wasm', 'generate', 4, false, { runs: Math.min(o.runs, 3) }),
+      row(PAPER, 'wasm', 'generate', 32, true),
+      row(SMALL, 'wasm', 'train', 8, false),
+      row(SMALL, 'wasm', 'generate', 8, false),
+      row(SMALL, 'cpu', 'train', 8, true),
+      row(SMALL, 'cpu', 'generate', 8, false, { runs: Math.min(o.runs, 3) }),
+    );
+    if (o.wasmThreads > 1) {
+      const threads = o.wasmThreads;
+      rows.push(
+        row(PAPER, 'wasm', 'train', 4, false, { threads, runs: Math.min(o.runs, 3) }),
+        row(PAPER, 'wasm', 'generate', 4, false, { threads, runs: Math.min(o.runs, 3) }),
+        row(SMALL, 'wasm', 'train', 8, false, { threads }),
+      );
+    }
+  }
+  if (o.sections.has('proposed')) {
+    rows.push(
+      row(PAPER, 'wasm', 'train', 4, false, { variant: 'proposed', runs: Math.min(o.runs, 3) }),
+      row(SMALL, 'wasm', 'train', 8, false, { variant: 'proposed' }),
+    );
+  }
+  return rows;
+}
+
+async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache: Map<string, PeerResult>): Promise<RowResult> {
+  const job: TimedJob = {
+    kind: plan.kind, backend: plan.backend, model: plan.model, batch: plan.batch, runs: plan.runs,
+    warmupBatch: plan.warmupBatch, memoryProbe: true, profile: plan.profile,
+  };
+  if (plan.threads) job.threads = plan.threads;
+  if (plan.variant) job.variant = plan.variant;
+  log(`${plan.id}: ${plan.runs} run(s) after a warm-up at batch ${plan.warmupBatch}`);
+  const s = await ours(job, plan.timeoutMs);
+  const r = s.result as TimedResult | undefined;
+  const recompute = plan.kind === 'train' && plan.model.options.checkpoint !== false;
+  const macs = macsOf(plan.kind, plan.model, plan.batch, recompute);
+  const row: RowResult = {
+    id: plan.id, model: plan.model.name, options: plan.model.options, backend: plan.backend, kind: plan.kind,
+    batch: plan.batch, runs: plan.runs, warmupBatch: plan.warmupBatch, macs, wallMs: s.wallMs,
+  };
+  if (plan.threads) row.threads = plan.threads;
+  if (plan.variant) row.variant = plan.variant;
+  if (r && !r.error) {
+    row.ms = r.ms;
+    row.medianMs = median(r.ms);
+    row.cpuMs = r.cpuMs;
+    row.medianCpuMs = median(r.cpuMs);
+    row.memory = r.memory;
+    row.kernelCalls = r.kernelCalls;
+    if (r.loss !== undefined) row.loss = r.loss;
+    if (r.profile) row.profile = r.profile;
+  } else {
+    row.error = r?.error ?? failure(s);
+  }
+  // PyTorch: the same job; cpu rows share the wasm rows' peer (same model, batch and task).
+  if (torch) {
+    const key = `${plan.model.name}/${plan.kind}/b${plan.batch}`;
+    let peer = peerCache.get(key);
+    if (!peer) {
+      const pjob = { ...job, threads: o.threads, profile: false, memoryProbe: false }; // threads: PyTorch's
+      log(`${plan.id}: PyTorch peer`);
+      const ps = await spawnJob(o.python, [path.join(HERE, 'peer', 'vnca_peer.py'), JSON.stringify(pjob)], plan.timeoutMs);
+      if (ps.result) {
+        const ms = ps.result['ms'] as number[];
+        const cpuMs = ps.result['cpuMs'] as number[];
+        peer = {
+          ms, medianMs: median(ms), cpuMs, medianCpuMs: median(cpuMs), peakRss: ps.result['peakRss'] as number, threads: ps.result['threads'] as number,
+          macs: macsOf(plan.kind, plan.model, plan.batch, false),
+        };
+        if (typeof ps.result['loss'] === 'number') peer.loss = ps.result['loss'];
+      } else {
+        peer = { error: failure(ps), ms: [], macs: 0 };
+      }
+      peerCache.set(key, peer);
+    }
+    row.peer = peer;
+  }
+  return row;
+}
+
+async function main(): Promise<void> {
+  const o = options();
+  const started = new Date();
+  const load0 = os.loadavg();
+  const torch = await peerAvailable(o);
+  log(torch ? `PyTorch peer: torch ${torch} with ${o.threads} threads` : 'PyTorch peer: not available (peer columns stay empty)');
+
+  const report: Report = {
+    quick: o.quick,
+    started: started.toISOString(),
+    finished: '',
+    environment: {
+      node: process.version,
+      tfjs: readVersion('@tensorflow/tfjs-core'),
+      tfjsWasm: readVersion('@tensorflow/tfjs-backend-wasm'),
+      torch,
+      peerThreads: o.threads,
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      priority: os.getPriority(),
+      loadAvgStart: load0,
+      loadAvgEnd: [],
+    },
+    settings: { runs: o.runs, slowRuns: o.slowRuns, sections: [...o.sections], wasmThreads: o.wasmThreads },
+    rows: [],
+  };
+  const peerCache = new Map<string, PeerResult>();
+
+  for (const plan of mainRows(o)) report.rows.push(await runRow(plan, o, torch, peerCache));
+
+  if (o.sections.has('checkpoint')) {
+    const spds = o.quick ? [1, 2] : [2, 4, 8];
+    const model = o.quick ? TINY : SMALL;
+    const batch = o.quick ? 2 : 8;
+    report.checkpoint = { model: model.name, options: model.options, batch, backend: 'wasm', entries: [] };
+    for (const spd of spds) {
+      const job: CheckpointJob = {
+        kind: 'checkpoint', backend: 'wasm', model: { name: model.name, options: { ...model.options, stepsPerDoubling: spd } },
+        batch, checkpoints: [false, true], runs: o.quick ? 1 : 2,
+      };
+      log(`checkpoint: ${model.name} stepsPerDoubling ${spd}, batch ${batch}`);
+      const s = await ours(job, 10 * 60_000);
+      const r = s.result as CheckpointResult | undefined;
+      const nd = (model.options.nDoublings ?? 4) + 1;
+      report.checkpoint.entries.push(r
+        ? { stepsPerDoubling: spd, steps: spd * nd, entries: r.entries }
+        : { stepsPerDoubling: spd, steps: spd * nd, entries: [], error: failure(s) });
+    }
+  }
+
+  if (o.sections.has('nockpt') && !o.quick) {
+    // The paper's model at batch 32 without checkpointing: expected to run out of the wasm
+    // backend's 4 GiB during the forward pass. Given up (and reported as such) after 8 minutes.
+    const model: ModelSpec = { name: 'paper, checkpoint: false', options: { checkpoint: false } };
+    const job: TimedJob = { kind: 'train', backend: 'wasm', model, batch: 32, runs: 1, warmupBatch: 0, memoryProbe: true, profile: false };
+    log('paper config, batch 32, wasm, checkpoint false');
+    const s = await ours(job, 8 * 60_000);
+    const r = s.result as TimedResult | undefined;
+    report.noCheckpoint = {
+      batch: 32,
+      wallMs: s.wallMs,
+      ...(r?.error ? { error: r.error, failedAfterMs: r.failedAfterMs, failedAfterCpuMs: r.failedAfterCpuMs, memory: r.memory } : {}),
+      ...(r && !r.error ? { ms: r.ms, memory: r.memory } : {}),
+      ...(!r ? { error: failure(s) } : {}),
+    };
+  }
+
+  if (o.sections.has('micro')) {
+    const jobs: MicroJob[] = o.quick
+      ? [{ kind: 'micro', backend: 'wasm', shapes: [{ batch: 2, grid: 8, channels: 16, hidden: 16 }], runs: 1 }]
+      : [
+          {
+            kind: 'micro', backend: 'wasm', runs: 5, shapes: [
+              { batch: 4, grid: 32, channels: 256, hidden: 256 },
+              { batch: 4, grid: 8, channels: 256, hidden: 256 },
+              { batch: 8, grid: 32, channels: 32, hidden: 64 },
+            ],
+          },
+          { kind: 'micro', backend: 'cpu', runs: 3, shapes: [{ batch: 8, grid: 32, channels: 32, hidden: 64 }] },
+        ];
+    report.micro = [];
+    for (const job of jobs) {
+      log(`micro-benchmarks on ${job.backend}`);
+      const s = await ours(job, 10 * 60_000);
+      const r = s.result as MicroResult | undefined;
+      report.micro.push({ backend: job.backend, rows: r?.rows ?? [], ...(r ? {} : { error: failure(s) }) });
+    }
+  }
+
+  report.finished = new Date().toISOString();
+  report.environment.loadAvgEnd = os.loadavg();
+  const resultsDir = path.join(HERE, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const jsonPath = path.join(resultsDir, `${o.out}.json`);
+  if (o.merge && existsSync(jsonPath)) mergeInto(report, JSON.parse(readFileSync(jsonPath, 'utf8')) as Report);
+  writeFileSync(jsonPath, `${JSON.stringify(report, null, 1)}\n`);
+  log(`wrote ${path.relative(ROOT, jsonPath)}`);
+  const markdown = renderReport(report);
+  if (o.docs) {
+    const docPath = path.join(ROOT, 'docs', 'performance.md');
+    const before = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '';
+    writeFileSync(docPath, replaceGenerated(before, markdown));
+    log(`wrote ${path.relative(ROOT, docPath)}`);
+  } else {
+    process.stdout.write(`${markdown}\n`);
+  }
+}
+
+/**
+ * `--merge`: takes from `old` whatever this run did not measure (rows by id, and the
+ * checkpoint, no-checkpoint and micro sections), so a part of the benchmark can be rerun.
+ */
+function mergeInto(report: Report, old: Report): void {
+  const ids = new Set(report.rows.map((r) => r.id));
+  const kept = old.rows.filter((r) => !ids.has(r.id));
+  if (kept.length > 0) {
+    const order = [...old.rows.map((r) => r.id), ...report.rows.map((r) => r.id)];
+    report.rows = [...kept, ...report.rows].sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+  }
+  report.checkpoint ??= old.checkpoint;
+  report.noCheckpoint ??= old.noCheckpoint;
+  report.micro ??= old.micro;
+  const keptSections = old.settings.sections.filter((s) => !report.settings.sections.includes(s));
+  report.merged = [...(old.merged ?? []), { started: old.started, finished: old.finished, sections: keptSections }];
+}
+
+function readVersion(pkg: string): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+await main();

@@ -1,0 +1,551 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  VncaError, assertInt, assertNumber, assertRank, assertState, describe,
+} from '../core/errors.js';
+import { damage, type DamageRegion } from '../core/damage.js';
+import { SamplePool, damageSubset } from '../core/SamplePool.js';
+import { mulberry32 } from '../core/random.js';
+import { runSteps, type GrowResult } from '../growth/grow.js';
+import { PerceptionUpdateRule } from '../layers/PerceptionUpdateRule.js';
+import { enableWasmTraining } from '../backend/wasmTraining.js';
+
+/**
+ * Options of a {@link GrowingNCA}. Every default is the Distill article's
+ * (Mordvintsev et al., "Growing Neural Cellular Automata", 2020), experiment 3
+ * ("regenerating": sample pool and damage).
+ *
+ * @category Growing NCA
+ */
+export interface GrowingNCAOptions {
+  /**
+   * The pattern to grow: float32 `[height, width, 4]`, RGBA with premultiplied colour
+   * (`rgb * alpha`), values in [0, 1]. Leave a transparent border of a few cells: the
+   * grid has the target's size. The model keeps a copy.
+   */
+  target: tf.Tensor3D;
+  /** Channels of a cell: RGBA + hidden. Default 16. */
+  channels?: number;
+  /** Units of the update rule's hidden layer. Default 128. */
+  hidden?: number;
+  /** Probability that a cell updates in a step. Default 0.5. */
+  pUpdate?: number;
+  /** States kept in the sample pool. Default 1024. */
+  poolSize?: number;
+  /** States drawn from the pool per training step. Default 8. */
+  batchSize?: number;
+  /** Inclusive range of the number of steps of a training rollout. Default [64, 96]. */
+  stepsRange?: [number, number];
+  /** Best states of each batch that get a random circle zeroed (regeneration training); 0 disables. Default 3. */
+  damageCount?: number;
+  /** Adam learning rate. Default 2e-3. */
+  learningRate?: number;
+  /**
+   * Training steps after which the learning rate drops to `learningRate * decayFactor`
+   * (the article's piecewise-constant schedule: 2e-3, then 2e-4 after 2000 steps).
+   * Default 2000; 0 never decays.
+   */
+  decaySteps?: number;
+  /** Factor applied to the learning rate after `decaySteps` training steps. Default 0.1. */
+  decayFactor?: number;
+  /** A cell is alive when some cell of its 3x3 neighbourhood has alpha above this. Default 0.1. */
+  aliveThreshold?: number;
+  /** Gradient checkpointing of training rollouts (see `RunOptions.checkpoint`). Default true. */
+  checkpoint?: boolean | number;
+  /**
+   * Seed of the pool draws, rollout lengths, damage and update masks of training. Default:
+   * random. (The rule's initial weights come from the tfjs initialisers.)
+   */
+  seed?: number;
+}
+
+/** The resolved options, without the target. @category Growing NCA */
+export type GrowingNCAConfig = Required<Omit<GrowingNCAOptions, 'target' | 'seed'>> & { seed: number | null };
+
+/** Plain numbers from one {@link GrowingNCA.trainStep}. @category Growing NCA */
+export interface GrowingTrainStepResult {
+  /** L2 loss of the batch after the rollout: mean over batch, pixels and RGBA channels. */
+  loss: number;
+  /** Number of update steps of this rollout. */
+  steps: number;
+  /** The learning rate used by this step. */
+  learningRate: number;
+  /** Global norm of the raw gradients (before the per-variable normalisation). */
+  gradNorm: number;
+}
+
+/** Options of {@link GrowingNCA.grow} and {@link GrowingNCA.regenerate}. @category Growing NCA */
+export interface GrowingRunOptions {
+  /** Also return every state along the way (the initial one first). Default false. */
+  returnStates?: boolean;
+  /** Seed of the update masks; without one they are random. */
+  seed?: number;
+}
+
+const DEFAULTS: Omit<GrowingNCAConfig, 'seed'> = {
+  channels: 16,
+  hidden: 128,
+  pUpdate: 0.5,
+  poolSize: 1024,
+  batchSize: 8,
+  stepsRange: [64, 96],
+  damageCount: 3,
+  learningRate: 2e-3,
+  decaySteps: 2000,
+  decayFactor: 0.1,
+  aliveThreshold: 0.1,
+  checkpoint: true,
+};
+
+const FORMAT = 'vnca-growing-nca';
+const FORMAT_VERSION = 1;
+/** The channel read as alpha: the state's first four channels are RGBA. */
+const ALPHA = 3;
+
+function resolveConfig(options: GrowingNCAOptions, fn: string): GrowingNCAConfig {
+  const c = { ...DEFAULTS, ...options, seed: options.seed ?? null };
+  assertInt(c.channels, fn, 'options.channels', 4);
+  assertInt(c.hidden, fn, 'options.hidden', 1);
+  assertNumber(c.pUpdate, fn, 'options.pUpdate', 0, 1, { min: true });
+  assertInt(c.poolSize, fn, 'options.poolSize', 1);
+  assertInt(c.batchSize, fn, 'options.batchSize', 1, c.poolSize);
+  if (!Array.isArray(c.stepsRange) || c.stepsRange.length !== 2) {
+    throw new VncaError(fn, 'options.stepsRange', `must be [min, max], but got ${describe(c.stepsRange)}.`);
+  }
+  assertInt(c.stepsRange[0], fn, 'options.stepsRange[0]', 1);
+  assertInt(c.stepsRange[1], fn, 'options.stepsRange[1]', c.stepsRange[0]);
+  // The worst state of a batch becomes the seed; damage goes to the others.
+  assertInt(c.damageCount, fn, 'options.damageCount', 0, c.batchSize - 1);
+  assertNumber(c.learningRate, fn, 'options.learningRate', 0, Infinity, { min: true });
+  assertInt(c.decaySteps, fn, 'options.decaySteps', 0);
+  assertNumber(c.decayFactor, fn, 'options.decayFactor', 0, Infinity, { min: true });
+  assertNumber(c.aliveThreshold, fn, 'options.aliveThreshold', 0);
+  if (typeof c.checkpoint !== 'boolean') assertInt(c.checkpoint, fn, 'options.checkpoint', 1);
+  if (c.seed !== null) assertInt(c.seed, fn, 'options.seed');
+  const { target: _target, ...config } = c as typeof c & { target?: unknown };
+  return { ...config, stepsRange: [c.stepsRange[0], c.stepsRange[1]] };
+}
+
+function checkTarget(target: unknown, fn: string): asserts target is tf.Tensor3D {
+  assertRank(target, 3, fn, 'options.target', '[height, width, 4]');
+  if (target.dtype !== 'float32') throw new VncaError(fn, 'options.target', `must be float32, but got ${target.dtype}.`);
+  const [h, w, c] = target.shape;
+  if (c !== 4 || h < 3 || w < 3) {
+    throw new VncaError(fn, 'options.target', `must have shape [height, width, 4] with height and width >= 3, but got [${target.shape.join(', ')}].`);
+  }
+}
+
+/** A weight's name relative to its layer: `rule_3/dense_in/kernel` -> `dense_in/kernel`. */
+function shortName(layerName: string, originalName: string): string {
+  const prefix = `${layerName}/`;
+  const at = originalName.lastIndexOf(prefix);
+  return at >= 0 ? originalName.slice(at + prefix.length) : originalName;
+}
+
+function resolveHandler(target: unknown, kind: 'save' | 'load', fn: string): tf.io.IOHandler {
+  const arg = kind === 'save' ? 'target' : 'source';
+  if (typeof target === 'string') {
+    const found = kind === 'save' ? tf.io.getSaveHandlers(target) : tf.io.getLoadHandlers(target);
+    if (found.length === 0) {
+      throw new VncaError(fn, arg, `must be a URL with a registered tfjs IO scheme or an IOHandler, but got ${describe(target)}; on Node use fileSystem(dir) from 'vnca/node'.`);
+    }
+    return found[0]!;
+  }
+  if (typeof target !== 'object' || target === null || typeof (target as tf.io.IOHandler)[kind] !== 'function') {
+    throw new VncaError(fn, arg, `must be a URL string or a tf.io.IOHandler with a ${kind}() method, but got ${describe(target)}.`);
+  }
+  return target as tf.io.IOHandler;
+}
+
+/**
+ * The classic Growing Neural Cellular Automaton (Mordvintsev, Randazzo, Niklasson, Levin,
+ * Distill 2020), assembled from the library's primitives: a grid of cells with 16 channels
+ * (RGBA + 12 hidden) grows from a single live cell into a target image and regrows it
+ * after damage.
+ *
+ * - Rule: {@link PerceptionUpdateRule}, i.e. `perceive` with the identity, Sobel-x and
+ *   Sobel-y kernels (16 -> 48 channels), a 1x1 dense layer 48 -> 128 with ReLU, and a 1x1
+ *   dense layer 128 -> 16 that starts at zero.
+ * - Step: `runSteps` with `pUpdate` 0.5 and alive masking (a cell lives while the largest
+ *   alpha in its 3x3 neighbourhood exceeds 0.1, checked before and after the update; dead
+ *   cells are zeroed).
+ * - Training ({@link GrowingNCA.trainStep}): sample-pool training with a {@link SamplePool}
+ *   of seeds; each step the worst state of the batch is reset to the seed and the
+ *   `damageCount` best get a random circle zeroed ({@link damageSubset}); L2 loss on RGBA;
+ *   Adam with each variable's gradient divided by its norm (`g / (|g| + 1e-8)`), as in the
+ *   article (not global-norm clipping).
+ *
+ * @example
+ * ```ts
+ * const nca = new GrowingNCA({ target, seed: 0 });      // target: [40, 40, 4] premultiplied RGBA
+ * for (let i = 0; i < 2000; i++) nca.trainStep();
+ * const { state } = nca.grow(96);                        // [1, 40, 40, 16]
+ * const picture = nca.toRgb(state);                      // [1, 40, 40, 3] on white
+ * ```
+ * @category Growing NCA
+ */
+export class GrowingNCA {
+  /** The resolved configuration (the target is held separately). */
+  readonly config: GrowingNCAConfig;
+  /** The update rule: `[b, h, w, channels]` -> delta of the same shape. */
+  readonly rule: PerceptionUpdateRule;
+  /** The sample pool of training states, `[poolSize, height, width, channels]`. */
+  readonly pool: SamplePool;
+  private readonly target: tf.Tensor3D;
+  private readonly seedCell: tf.Tensor4D;
+  private readonly rng: () => number;
+  private optimizer: tf.Optimizer | null = null;
+  private steps = 0;
+  private disposed = false;
+
+  /**
+   * @param options - The target and the training settings (defaults: the Distill article's).
+   */
+  constructor(options: GrowingNCAOptions) {
+    const fn = 'GrowingNCA';
+    if (typeof options !== 'object' || options === null) {
+      throw new VncaError(fn, 'options', `must be an object with a target, but got ${describe(options)}.`);
+    }
+    checkTarget(options.target, fn);
+    this.config = resolveConfig(options, fn);
+    const c = this.config;
+    const [h, w] = options.target.shape;
+    this.target = tf.clone(options.target);
+    this.rng = mulberry32(c.seed ?? Math.floor(Math.random() * 4294967296));
+    this.seedCell = this.seedState(1);
+    this.pool = SamplePool.fill(this.seedCell, c.poolSize, { seed: Math.floor(this.rng() * 4294967296) });
+    this.rule = new PerceptionUpdateRule({ channels: c.channels, hidden: c.hidden });
+    this.rule.build([null as never, h, w, c.channels]);
+    this.rule.built = true;
+  }
+
+  /** Height and width of the grid (the target's). */
+  get gridShape(): [number, number] {
+    return [this.target.shape[0], this.target.shape[1]];
+  }
+
+  /** Training steps taken so far by this instance (a loaded model starts at 0). */
+  get trainingSteps(): number {
+    return this.steps;
+  }
+
+  /** The learning rate of the next training step (see {@link GrowingNCAOptions.decaySteps}). */
+  get learningRate(): number {
+    const c = this.config;
+    return c.decaySteps > 0 && this.steps >= c.decaySteps ? c.learningRate * c.decayFactor : c.learningRate;
+  }
+
+  /** Every trainable variable of the rule. */
+  get trainableVariables(): tf.Variable[] {
+    return this.rule.trainableWeights.map((w) => w.read() as tf.Variable);
+  }
+
+  /** Number of trainable parameters (8,336 with the defaults: 48 x 128 + 128 + 128 x 16 + 16). */
+  countParams(): number {
+    return this.rule.countParams();
+  }
+
+  private check(fn: string): void {
+    if (this.disposed) throw new VncaError(fn, 'this', 'is a disposed GrowingNCA; create or load a new one.');
+  }
+
+  private checkGridState(state: unknown, fn: string): asserts state is tf.Tensor4D {
+    assertState(state, fn);
+    const [h, w] = this.gridShape;
+    const [, sh, sw, sc] = state.shape;
+    if (sh !== h || sw !== w || sc !== this.config.channels) {
+      throw new VncaError(fn, 'state', `must have shape [batch, ${h}, ${w}, ${this.config.channels}], but got [${state.shape.join(', ')}].`);
+    }
+  }
+
+  private runOptions(seed: number | undefined) {
+    return {
+      pUpdate: this.config.pUpdate,
+      alive: { channel: ALPHA, threshold: this.config.aliveThreshold },
+      ...(seed === undefined ? {} : { seed }),
+    };
+  }
+
+  /**
+   * The seed: one live cell in the centre of the grid (cell `(floor(h / 2), floor(w / 2))`)
+   * whose alpha and hidden channels are 1 and RGB 0; every other cell is 0.
+   *
+   * @param batch - Number of copies, a positive integer (default 1).
+   * @returns float32 `[batch, height, width, channels]`; the caller owns it.
+   */
+  seedState(batch = 1): tf.Tensor4D {
+    assertInt(batch, 'GrowingNCA.seedState', 'batch', 1);
+    const [h, w] = this.gridShape;
+    const ch = this.config.channels;
+    const values = new Float32Array(batch * h * w * ch);
+    const centre = (Math.floor(h / 2) * w + Math.floor(w / 2)) * ch;
+    for (let b = 0; b < batch; b++) {
+      for (let k = ALPHA; k < ch; k++) values[b * h * w * ch + centre + k] = 1;
+    }
+    return tf.tensor4d(values, [batch, h, w, ch]);
+  }
+
+  /**
+   * Per-state L2 loss against the target: mean over pixels and RGBA channels of
+   * `(state[..., :4] - target)^2`.
+   *
+   * @param state - float32 `[batch, height, width, channels]`.
+   * @returns float32 `[batch]`; the caller owns it.
+   */
+  loss(state: tf.Tensor4D): tf.Tensor1D {
+    this.check('GrowingNCA.loss');
+    this.checkGridState(state, 'GrowingNCA.loss');
+    return tf.tidy(() => this.lossPerState(state));
+  }
+
+  /** `loss` without checks; call inside a tidy. */
+  private lossPerState(state: tf.Tensor4D): tf.Tensor1D {
+    const [b, h, w] = state.shape;
+    const rgba = tf.slice(state, [0, 0, 0, 0], [b, h, w, 4]);
+    return tf.mean(tf.squaredDifference(rgba, this.target), [1, 2, 3]) as tf.Tensor1D;
+  }
+
+  /**
+   * One step of sample-pool training: draw `batchSize` states from the pool, sort them by
+   * loss, reset the worst to the seed, zero a random circle in the `damageCount` best, run
+   * a random number of steps in `stepsRange`, take the L2 loss of the RGBA channels against
+   * the target (mean over batch, pixels and channels), and update the rule with Adam after
+   * dividing each variable's gradient by its norm (`g / (|g| + 1e-8)`); the learning rate
+   * drops by `decayFactor` after `decaySteps` steps. The final states go
+   * back into the pool. On the wasm backend the missing training kernels are registered
+   * first (`enableWasmTraining`).
+   *
+   * @returns Plain numbers: the loss, the rollout's length and the raw gradient norm.
+   */
+  trainStep(): GrowingTrainStepResult {
+    const fn = 'GrowingNCA.trainStep';
+    this.check(fn);
+    if (tf.getBackend() === 'wasm') enableWasmTraining();
+    const c = this.config;
+    this.optimizer ??= tf.train.adam(c.learningRate);
+    // tfjs's Adam reads its (protected) learningRate field on every update: the schedule sets it.
+    (this.optimizer as unknown as { learningRate: number }).learningRate = this.learningRate;
+    const { indices, states } = this.pool.sample(c.batchSize);
+    // Worst (largest loss) first, as in the article.
+    const before = tf.tidy(() => this.lossPerState(states));
+    const lossBefore = before.dataSync();
+    before.dispose();
+    const order = indices.map((_, k) => k).sort((a, b) => lossBefore[b]! - lossBefore[a]!);
+    const sortedIndices = order.map((k) => indices[k]!);
+    const reset = tf.tidy(() => {
+      const sorted = tf.gather(states, tf.tensor1d(order, 'int32')) as tf.Tensor4D;
+      if (c.batchSize === 1) return tf.clone(this.seedCell);
+      return tf.concat([this.seedCell, tf.slice(sorted, 1, c.batchSize - 1)], 0) as tf.Tensor4D;
+    });
+    states.dispose();
+    const best = Array.from({ length: c.damageCount }, (_, k) => c.batchSize - 1 - k);
+    const x0 = damageSubset(reset, best, { shape: 'circle', rng: this.rng });
+    reset.dispose();
+    const [lo, hi] = c.stepsRange;
+    const steps = lo + Math.floor(this.rng() * (hi - lo + 1));
+    const maskSeed = Math.floor(this.rng() * 2147483647);
+    let final: tf.Tensor4D | null = null;
+    const { value, grads } = tf.variableGrads(() => {
+      const { state } = runSteps(this.rule, x0, { ...this.runOptions(maskSeed), steps, checkpoint: c.checkpoint });
+      final = tf.keep(state);
+      return tf.mean(this.lossPerState(state)) as tf.Scalar;
+    }, this.trainableVariables);
+    const norms = tf.tidy(() => tf.stack(Object.values(grads).map((g) => tf.norm(g))));
+    const normValues = norms.dataSync();
+    const scaled: tf.NamedTensorMap = {};
+    Object.entries(grads).forEach(([name, g], k) => {
+      scaled[name] = tf.div(g, normValues[k]! + 1e-8);
+    });
+    this.optimizer.applyGradients(scaled);
+    this.pool.replace(sortedIndices, final!);
+    this.steps++;
+    const result: GrowingTrainStepResult = {
+      loss: value.dataSync()[0]!,
+      steps,
+      learningRate: (this.optimizer as unknown as { learningRate: number }).learningRate,
+      gradNorm: Math.sqrt(Array.from(normValues).reduce((a, v) => a + v * v, 0)),
+    };
+    tf.dispose([value, norms, x0, final!, ...Object.values(grads), ...Object.values(scaled)]);
+    return result;
+  }
+
+  /**
+   * Grows the pattern from the seed ({@link GrowingNCA.seedState}) for `steps` steps.
+   *
+   * @param steps - Update steps, a non-negative integer (the article shows 96 or more).
+   * @param options - `returnStates`, mask `seed`, and `batch` (independent growths, default 1).
+   * @returns The final state `[batch, height, width, channels]` and, with `returnStates`,
+   *   the seed and every state after each step; the caller owns them.
+   */
+  grow(steps: number, options: GrowingRunOptions & { batch?: number } = {}): GrowResult {
+    const fn = 'GrowingNCA.grow';
+    this.check(fn);
+    assertInt(steps, fn, 'steps', 0);
+    const batch = options.batch ?? 1;
+    assertInt(batch, fn, 'options.batch', 1);
+    const seed = this.seedState(batch);
+    try {
+      return runSteps(this.rule, seed, { ...this.runOptions(options.seed), steps, returnStates: options.returnStates });
+    } finally {
+      seed.dispose();
+    }
+  }
+
+  /**
+   * Damages grown states (zeroes every channel of the cells in `region`, with `damage`)
+   * and runs `steps` more steps: the regeneration experiment of the article.
+   *
+   * @param state - Grown states, float32 `[batch, height, width, channels]` (not disposed).
+   * @param region - The region to zero (a `DamageRegion`: square, circle or mask).
+   * @param steps - Update steps after the damage, a non-negative integer.
+   * @param options - `returnStates` (the damaged state first), mask `seed`.
+   * @returns The regrown state `[batch, height, width, channels]` and, with `returnStates`,
+   *   the states along the way; the caller owns them.
+   */
+  regenerate(state: tf.Tensor4D, region: DamageRegion, steps: number, options: GrowingRunOptions = {}): GrowResult {
+    const fn = 'GrowingNCA.regenerate';
+    this.check(fn);
+    this.checkGridState(state, fn);
+    assertInt(steps, fn, 'steps', 0);
+    const hurt = damage(state, region);
+    try {
+      return runSteps(this.rule, hurt, { ...this.runOptions(options.seed), steps, returnStates: options.returnStates });
+    } finally {
+      hurt.dispose();
+    }
+  }
+
+  /**
+   * The visible part of cell states: the RGBA channels, clipped to [0, 1] (colour
+   * premultiplied by alpha).
+   *
+   * @param state - float32 `[batch, height, width, channels]`, channels >= 4.
+   * @returns float32 `[batch, height, width, 4]`; the caller owns it.
+   */
+  rgba(state: tf.Tensor4D): tf.Tensor4D {
+    assertState(state, 'GrowingNCA.rgba');
+    if (state.shape[3] < 4) throw new VncaError('GrowingNCA.rgba', 'state', `must have at least 4 channels, but got ${state.shape[3]}.`);
+    return tf.tidy(() => {
+      const [b, h, w] = state.shape;
+      return tf.clipByValue(tf.slice(state, [0, 0, 0, 0], [b, h, w, 4]), 0, 1) as tf.Tensor4D;
+    });
+  }
+
+  /**
+   * Cell states as an RGB picture on a white background: `rgb + 1 - alpha` (premultiplied
+   * colour composited over white), clipped to [0, 1].
+   *
+   * @param state - float32 `[batch, height, width, channels]`, channels >= 4.
+   * @returns float32 `[batch, height, width, 3]` in [0, 1]; the caller owns it.
+   */
+  toRgb(state: tf.Tensor4D): tf.Tensor4D {
+    const rgba = this.rgba(state);
+    try {
+      return tf.tidy(() => {
+        const [b, h, w] = rgba.shape;
+        const rgb = tf.slice(rgba, [0, 0, 0, 0], [b, h, w, 3]);
+        const alpha = tf.slice(rgba, [0, 0, 0, 3], [b, h, w, 1]);
+        return tf.clipByValue(tf.sub(tf.add(rgb, 1), alpha), 0, 1) as tf.Tensor4D;
+      });
+    } finally {
+      rgba.dispose();
+    }
+  }
+
+  /**
+   * The target as the model holds it.
+   *
+   * @returns float32 `[height, width, 4]` premultiplied RGBA; the caller owns the copy.
+   */
+  getTarget(): tf.Tensor3D {
+    this.check('GrowingNCA.getTarget');
+    return tf.clone(this.target);
+  }
+
+  /** Every weight by a stable name: `rule/<weight>` (e.g. `rule/dense_in/kernel`). */
+  private namedWeights(): { name: string; variable: tf.Variable }[] {
+    return this.rule.weights.map((w) => ({ name: `rule/${shortName(this.rule.name, w.originalName)}`, variable: w.read() as tf.Variable }));
+  }
+
+  /**
+   * Saves the configuration (in `modelTopology`), the rule's weights and the target (as
+   * the weight `target`) through a tfjs IO handler or URL scheme (`tf.io.withSaveHandler`,
+   * `localstorage://`, `indexeddb://`, `downloads://`, or `fileSystem(dir)` from
+   * `vnca/node`). The optimiser state and the pool are not saved.
+   *
+   * @param target - A URL string or a `tf.io.IOHandler`.
+   * @returns The handler's save result.
+   */
+  async save(target: string | tf.io.IOHandler): Promise<tf.io.SaveResult> {
+    const fn = 'GrowingNCA.save';
+    this.check(fn);
+    const handler = resolveHandler(target, 'save', fn);
+    const tensors = [...this.namedWeights().map(({ name, variable }) => ({ name, tensor: variable as tf.Tensor })),
+      { name: 'target', tensor: this.target as tf.Tensor }];
+    const { data, specs } = await tf.io.encodeWeights(tensors);
+    const topology = { format: FORMAT, formatVersion: FORMAT_VERSION, config: this.config };
+    return handler.save!({
+      modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'],
+      format: FORMAT,
+      generatedBy: 'vnca',
+      weightSpecs: specs,
+      weightData: data,
+    });
+  }
+
+  /**
+   * Loads a model saved by {@link GrowingNCA.save}. All weights are checked (names and
+   * shapes) before any is set.
+   *
+   * @param source - A URL string or a `tf.io.IOHandler` (e.g. `tf.io.fromMemory(artifacts)`).
+   * @returns The model (with a fresh pool and optimiser); the caller disposes it.
+   */
+  static async load(source: string | tf.io.IOHandler): Promise<GrowingNCA> {
+    const fn = 'GrowingNCA.load';
+    const artifacts = await resolveHandler(source, 'load', fn).load!();
+    const topo = artifacts?.modelTopology as { format?: string; formatVersion?: number; config?: GrowingNCAConfig } | undefined;
+    if (!topo || topo.format !== FORMAT || typeof topo.config !== 'object' || topo.config === null) {
+      throw new VncaError(fn, 'source', `must hold a GrowingNCA model (format '${FORMAT}'), but got ${describe(topo?.format ?? topo)}.`);
+    }
+    if (topo.formatVersion !== FORMAT_VERSION) {
+      throw new VncaError(fn, 'source', `must hold format version ${FORMAT_VERSION}, but got ${describe(topo.formatVersion)}.`);
+    }
+    if (!artifacts.weightSpecs || !artifacts.weightData) {
+      throw new VncaError(fn, 'source', 'must hold weightSpecs and weightData, but they are missing.');
+    }
+    const buffer = tf.io.concatenateArrayBuffers(Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData]);
+    const tensors = tf.io.decodeWeights(buffer, artifacts.weightSpecs);
+    let model: GrowingNCA | null = null;
+    try {
+      const target = tensors.target;
+      if (!target) throw new VncaError(fn, 'source', 'must hold the weight \'target\', but it is missing.');
+      const { seed, ...config } = topo.config;
+      model = new GrowingNCA({ ...config, ...(seed === null ? {} : { seed }), target: target as tf.Tensor3D });
+      const named = model.namedWeights();
+      for (const { name, variable } of named) {
+        const t = tensors[name];
+        if (!t) throw new VncaError(fn, 'source', `must hold the weight '${name}', but it is missing.`);
+        if (!tf.util.arraysEqual(t.shape, variable.shape)) {
+          throw new VncaError(fn, `weights['${name}']`, `must have shape [${variable.shape.join(', ')}], but got [${t.shape.join(', ')}].`);
+        }
+      }
+      for (const { name, variable } of named) variable.assign(tensors[name]!);
+      return model;
+    } catch (e) {
+      model?.dispose();
+      throw e;
+    } finally {
+      tf.dispose(Object.values(tensors));
+    }
+  }
+
+  /** Frees the weights, the pool, the target and the optimiser state. A second call does nothing. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.optimizer?.dispose();
+    this.optimizer = null;
+    this.pool.dispose();
+    for (const w of this.rule.weights) w.dispose();
+    tf.dispose([this.target, this.seedCell]);
+    this.disposed = true;
+  }
+}

@@ -1,0 +1,9 @@
+/**
+ * The classic Growing Neural Cellular Automaton (Mordvintsev et al., Distill 2020),
+ * assembled from the library's primitives: {@link GrowingNCA}.
+ * @module
+ */
+export { GrowingNCA } from './GrowingNCA.js';
+export type {
+  GrowingNCAOptions, GrowingNCAConfig, GrowingTrainStepResult, GrowingRunOptions,
+} from './GrowingNCA.js';
