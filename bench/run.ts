@@ -231,33 +231,29 @@ function mainRows(o: Options): RowPlan[] {
       ...(o.sections.has('proposed') ? [row(TINY, 'wasm', 'train', 2, false, { variant: 'proposed' })] : []),
     ];
   }
+  // Variants (proposed kernels, threads) run right after their baseline, so that both see
+  // about the same machine load; the rows are shown in this order too.
+  const main = o.sections.has('main');
+  const proposed = o.sections.has('proposed');
+  const threads = main && o.wasmThreads > 1 ? o.wasmThreads : 0;
   const rows: RowPlan[] = [];
-  if (o.sections.has('main') || o.sections.has('profile')) {
+  if (main || o.sections.has('profile')) {
     rows.push(row(PAPER, 'wasm', 'train', 4, false, { runs: Math.min(o.runs, 3), profile: o.sections.has('profile') }));
   }
-  if (o.sections.has('main')) {
+  if (proposed) rows.push(row(PAPER, 'wasm', 'train', 4, false, { variant: 'proposed', runs: Math.min(o.runs, 3) }));
+  if (threads) rows.push(row(PAPER, 'wasm', 'train', 4, false, { threads, runs: Math.min(o.runs, 3) }));
+  if (main) rows.push(row(PAPER, 'wasm', 'generate', 4, false, { runs: Math.min(o.runs, 3) }));
+  if (threads) rows.push(row(PAPER, 'wasm', 'generate', 4, false, { threads, runs: Math.min(o.runs, 3) }));
+  if (main) rows.push(row(SMALL, 'wasm', 'train', 8, false));
+  if (proposed) rows.push(row(SMALL, 'wasm', 'train', 8, false, { variant: 'proposed' }));
+  if (threads) rows.push(row(SMALL, 'wasm', 'train', 8, false, { threads }));
+  if (main) {
     rows.push(
-      row(PAPER, 'wasm', 'train', 32, true),
-      row(PAPER, 'wasm', 'generate', 4, false, { runs: Math.min(o.runs, 3) }),
-      row(PAPER, 'wasm', 'generate', 32, true),
-      row(SMALL, 'wasm', 'train', 8, false),
       row(SMALL, 'wasm', 'generate', 8, false),
+      row(PAPER, 'wasm', 'train', 32, true),
+      row(PAPER, 'wasm', 'generate', 32, true),
       row(SMALL, 'cpu', 'train', 8, true),
       row(SMALL, 'cpu', 'generate', 8, false, { runs: Math.min(o.runs, 3) }),
-    );
-    if (o.wasmThreads > 1) {
-      const threads = o.wasmThreads;
-      rows.push(
-        row(PAPER, 'wasm', 'train', 4, false, { threads, runs: Math.min(o.runs, 3) }),
-        row(PAPER, 'wasm', 'generate', 4, false, { threads, runs: Math.min(o.runs, 3) }),
-        row(SMALL, 'wasm', 'train', 8, false, { threads }),
-      );
-    }
-  }
-  if (o.sections.has('proposed')) {
-    rows.push(
-      row(PAPER, 'wasm', 'train', 4, false, { variant: 'proposed', runs: Math.min(o.runs, 3) }),
-      row(SMALL, 'wasm', 'train', 8, false, { variant: 'proposed' }),
     );
   }
   return rows;
