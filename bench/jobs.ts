@@ -18,8 +18,6 @@ export interface TimedJob {
   backend: string;
   /** wasm only: start the backend's multi-threaded build with this many threads (experiment, see wasmThreads.ts). */
   threads?: number;
-  /** 'proposed': the update rule computed with the kernels of bench/proposed.ts. */
-  variant?: 'proposed';
   model: ModelSpec;
   batch: number;
   runs: number;
@@ -53,7 +51,22 @@ export interface MicroJob {
   runs: number;
 }
 
-export type Job = TimedJob | CheckpointJob | MicroJob;
+/**
+ * A/B: the library's update rule and the one of bench/proposed.ts, same weights and batch,
+ * training alternately in one process (so that both see the same machine load).
+ */
+export interface AbJob {
+  kind: 'ab';
+  backend: string;
+  model: ModelSpec;
+  batch: number;
+  /** Timed steps of each (after one warm-up step each). */
+  runs: number;
+  /** Also one profiled step of each: CPU time per kernel. */
+  profile: boolean;
+}
+
+export type Job = TimedJob | CheckpointJob | MicroJob | AbJob;
 
 /** Memory readings of a run. */
 export interface MemoryReading {
@@ -132,7 +145,22 @@ export interface MicroResult {
   rows: MicroRow[];
 }
 
-export type JobResult = TimedResult | CheckpointResult | MicroResult;
+/** One side of an A/B job. */
+export interface AbSide {
+  ms: number[];
+  cpuMs: number[];
+  /** CPU ms per kernel (all phases) of one profiled step, and that step's total CPU ms. */
+  kernels?: Record<string, number>;
+  profiledCpuMs?: number;
+}
+
+export interface AbResult {
+  kind: 'ab';
+  baseline: AbSide;
+  proposed: AbSide;
+}
+
+export type JobResult = TimedResult | CheckpointResult | MicroResult | AbResult;
 
 /** The line prefix a worker writes its result after. */
 export const RESULT_MARK = '@@bench-result ';

@@ -131,7 +131,7 @@ export function micro(job: MicroJob): MicroResult {
     const flipped = tf.transpose(tf.reverse(f3, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
     log({ group: c3, name: 'dx: forward conv, flipped filter (fastConv2d)', shape, ...time(() => tf.conv2d(dy3, flipped, 1, 'same'), runs), macs: m3 });
     log({
-      group: c3, name: 'dW: Conv2DBackpropFilter (as one forward conv)', shape, macs: m3,
+      group: c3, name: 'dW: Conv2DBackpropFilter kernel (wasm: one forward conv; cpu: the backend\'s own)', shape, macs: m3,
       ...time(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: dy3 }, {
         strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: [3, 3, c, c],
       } as unknown as tf.NamedAttrMap) as tf.Tensor, runs),

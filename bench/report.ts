@@ -4,7 +4,7 @@
  * `<!-- bench:end -->`, leaving the rest of the page (hand-written notes) as it is.
  */
 import type { VNCAOptions } from '../src/index.js';
-import type { CheckpointResult, MemoryReading, MicroRow, Profile } from './jobs.js';
+import type { AbSide, CheckpointResult, MemoryReading, MicroRow, Profile } from './jobs.js';
 import { gflops } from './flops.js';
 
 /** The PyTorch side of a row. */
@@ -30,8 +30,6 @@ export interface RowResult {
   backend: string;
   /** Threads of the experimental multi-threaded wasm build; absent for the normal backend. */
   threads?: number;
-  /** 'proposed': the update rule with the kernels of bench/proposed.ts. */
-  variant?: 'proposed';
   kind: 'train' | 'generate';
   batch: number;
   runs: number;
@@ -90,6 +88,8 @@ export interface Report {
     failedAfterCpuMs?: number;
   };
   micro?: { backend: string; rows: MicroRow[]; error?: string }[];
+  /** A/B of bench/proposed.ts's kernels against the library's. */
+  proposed?: { model: string; options: VNCAOptions; batch: number; baseline?: AbSide; proposed?: AbSide; error?: string }[];
 }
 
 /** Training within 2x of PyTorch, generation within 1.5x; resolve thresholds 4x and 3x. */
@@ -106,8 +106,8 @@ const fmtMs = (ms: number | undefined): string => {
 };
 const f1 = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const pct = (part: number, whole: number): string => `${((100 * part) / whole).toFixed(1)}%`;
-const backendName = (row: { backend: string; threads?: number; variant?: string }): string =>
-  `${row.backend}${row.threads ? `, ${row.threads} threads (experiment)` : ''}${row.variant ? ', proposed kernels' : ''}`;
+const backendName = (row: { backend: string; threads?: number }): string =>
+  `${row.backend}${row.threads ? `, ${row.threads} threads (experiment)` : ''}`;
 
 function modelDescription(name: string, options: VNCAOptions): string {
   const entries = Object.entries(options);
@@ -147,7 +147,7 @@ function mainTable(r: Report): string {
   // The paper's model on tfjs-backend-cpu is not run: estimate it from the small model's rate.
   for (const kind of ['train', 'generate'] as const) {
     const small = r.rows.find((x) => x.backend === 'cpu' && x.kind === kind && x.medianMs !== undefined);
-    const paper = r.rows.filter((x) => x.backend === 'wasm' && !x.threads && !x.variant && x.model === 'paper' && x.kind === kind);
+    const paper = r.rows.filter((x) => x.backend === 'wasm' && !x.threads && x.model === 'paper' && x.kind === kind);
     if (!small || paper.length === 0) continue;
     const rate = gflops(small.macs, small.medianMs!);
     for (const p of paper) {
@@ -219,7 +219,7 @@ function checkpointSection(r: Report): string {
     '',
     table(['stepsPerDoubling', 'rollout steps', 'peak, checkpoint false, MiB', 'peak, checkpoint true, MiB', 'saved', 'CPU ms, false', 'CPU ms, true', 'recompute cost'], rows),
   ];
-  const paper32 = r.rows.find((x) => x.model === 'paper' && x.backend === 'wasm' && !x.threads && !x.variant && x.kind === 'train' && x.batch === 32);
+  const paper32 = r.rows.find((x) => x.model === 'paper' && x.backend === 'wasm' && !x.threads && x.kind === 'train' && x.batch === 32);
   if (paper32 || r.noCheckpoint) lines.push('', '### The paper\'s model at batch 32 on wasm', '');
   if (paper32?.memory) {
     lines.push(`- checkpoint true (the default): one \`trainStep\` took ${fmtMs(paper32.medianMs)}; peak tensors ${mib(paper32.memory.peakBytes)} MiB, ` +
@@ -277,6 +277,38 @@ function profileSection(r: Report): string {
   ].join('\n');
 }
 
+function proposedSection(r: Report): string {
+  if (!r.proposed?.length) return '';
+  const rows = r.proposed.map((p) => {
+    if (!p.baseline || !p.proposed) return [p.model, String(p.batch), `failed: ${p.error ?? ''}`, '', '', '', '', ''];
+    const a = median(p.baseline.cpuMs), b = median(p.proposed.cpuMs);
+    return [
+      p.model, String(p.batch), String(p.baseline.cpuMs.length), fmtMs(a), fmtMs(b), `${(100 * (b / a - 1)).toFixed(0)}%`,
+      fmtMs(median(p.baseline.ms)), fmtMs(median(p.proposed.ms)),
+    ];
+  });
+  const parts = [
+    '### Proposed kernels: A/B',
+    '',
+    '`bench/proposed.ts` computes the update rule with three changes to `fastConv2d` (the 3x3 filter flip as a matMul with an anti-identity ' +
+      'instead of `tf.reverse`, bias gradients as a matMul with a row of ones instead of `tf.sum` over three axes, and the elu 1x1 convs ' +
+      'fused under the gradient tape); values and gradients are the same. Both rules train from the same weights on the same batch, ' +
+      'alternating step by step in one process; medians of CPU and wall time per `trainStep`.',
+    '',
+    table(['model', 'batch', 'steps each', 'CPU, library', 'CPU, proposed', 'change', 'wall, library', 'wall, proposed'], rows),
+  ];
+  const withKernels = r.proposed.filter((p) => p.baseline?.kernels && p.proposed?.kernels);
+  for (const p of withKernels) {
+    const ka = p.baseline!.kernels!, kb = p.proposed!.kernels!;
+    const names = [...new Set([...Object.keys(ka), ...Object.keys(kb)])]
+      .filter((k) => Math.abs((ka[k] ?? 0) - (kb[k] ?? 0)) > 0.005 * (p.baseline!.profiledCpuMs ?? 1))
+      .sort((x, y) => ((kb[x] ?? 0) - (ka[x] ?? 0)) - ((kb[y] ?? 0) - (ka[y] ?? 0)));
+    parts.push('', `Kernels whose CPU time changed by more than 0.5% of the step (one profiled step each, ${p.model}, batch ${p.batch}; whole step ${fmtMs(p.baseline!.profiledCpuMs)} → ${fmtMs(p.proposed!.profiledCpuMs)}):`, '',
+      table(['kernel', 'library', 'proposed', 'change'], names.map((k) => [k, fmtMs(ka[k] ?? 0), fmtMs(kb[k] ?? 0), fmtMs((kb[k] ?? 0) - (ka[k] ?? 0))])));
+  }
+  return parts.join('\n');
+}
+
 function microSection(r: Report): string {
   if (!r.micro) return '';
   const parts = [
@@ -311,7 +343,7 @@ export function renderReport(r: Report): string {
     `Machine: ${e.cpu}, ${e.cores} cores; load average ${e.loadAvgStart.map((v) => v.toFixed(1)).join(' ')} at the start, ${e.loadAvgEnd.map((v) => v.toFixed(1)).join(' ')} at the end; process priority (nice) ${e.priority}. ` +
       `Node ${e.node}, tfjs ${e.tfjs} (wasm backend ${e.tfjsWasm}, single-threaded in Node), ${e.torch ? `PyTorch ${e.torch} with ${e.peerThreads} threads` : 'PyTorch peer not available'}.`,
     '',
-    ...(r.merged?.length ? [`Parts of these results come from earlier runs (\`--merge\`): ${r.merged.map((m) => `${m.sections.join(', ')} from ${m.started.slice(0, 16).replace('T', ' ')} UTC`).join('; ')}.`, ''] : []),
+    ...(r.merged?.length ? [`This run measured: ${r.settings.sections.join(', ')}. The other parts come from earlier runs (\`--merge\`): ${r.merged.map((m) => `${m.sections.join(', ')} from ${m.started.slice(0, 16).replace('T', ' ')} UTC`).join('; ')}.`, ''] : []),
     `Models: ${models.join('; ')}. Timed runs: ${r.settings.runs} for fast rows, ${r.settings.slowRuns} for slow rows (after a warm-up call; slow rows warm up on batch 1); the table shows medians.`,
     '',
     '### Time',
@@ -321,10 +353,7 @@ export function renderReport(r: Report): string {
         '`bench/wasmThreads.ts` starts it through work-arounds the library does not have. They show what threads would buy, not what users get today.',
       '',
     ] : []),
-    ...(r.rows.some((x) => x.variant) ? [
-      'Rows marked "proposed kernels" train with the update rule computed by `bench/proposed.ts` (three changes to `fastConv2d`\'s gradient and fusion; same values and gradients) to measure what they would save.',
-      '',
-    ] : []),
+
     mainTable(r),
     '',
     '### CPU time',
@@ -338,7 +367,7 @@ export function renderReport(r: Report): string {
     '',
     memoryTable(r),
   ];
-  for (const s of [checkpointSection(r), profileSection(r), microSection(r)]) if (s) parts.push('', s);
+  for (const s of [checkpointSection(r), profileSection(r), proposedSection(r), microSection(r)]) if (s) parts.push('', s);
   return parts.join('\n');
 }
 

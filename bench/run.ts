@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
-  RESULT_MARK, type CheckpointJob, type CheckpointResult, type Job, type JobResult, type MicroJob, type MicroResult,
+  RESULT_MARK, type AbJob, type AbResult, type CheckpointJob, type CheckpointResult, type Job, type JobResult, type MicroJob, type MicroResult,
   type ModelSpec, type TimedJob, type TimedResult,
 } from './jobs.js';
 import { generationMacs, trainingMacs, type MacConfig } from './flops.js';
@@ -40,6 +40,7 @@ const HELP = `npm run bench -- [options]
                        build started by a work-around (experiment, bench/wasmThreads.ts); 0: off (default 2)
   --out NAME           results file name in bench/results (default latest, quick: quick)
   --merge              keep the other sections of the existing results file (rerun a part only)
+  --render             run nothing: rewrite docs/performance.md from the existing results file
   --docs / --no-docs   write docs/performance.md (default: yes for full runs, no for --quick)
   --help`;
 
@@ -54,6 +55,7 @@ interface Options {
   wasmThreads: number;
   out: string;
   merge: boolean;
+  render: boolean;
   docs: boolean;
 }
 
@@ -70,6 +72,7 @@ function options(): Options {
       'wasm-threads': { type: 'string' },
       out: { type: 'string' },
       merge: { type: 'boolean', default: false },
+      render: { type: 'boolean', default: false },
       docs: { type: 'boolean' },
       'no-docs': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -100,6 +103,7 @@ function options(): Options {
     wasmThreads: values['wasm-threads'] === '0' ? 0 : int(values['wasm-threads'], 2, 'wasm-threads'),
     out: values.out ?? (quick ? 'quick' : 'latest'),
     merge: values.merge ?? false,
+    render: values.render ?? false,
     docs: values.docs ?? (!values['no-docs'] && !quick),
   };
 }
@@ -201,8 +205,6 @@ interface RowPlan {
   backend: string;
   /** wasm: threads of the experimental multi-threaded build (absent: the normal single-threaded backend). */
   threads?: number;
-  /** The update rule with bench/proposed.ts's kernels. */
-  variant?: 'proposed';
   kind: 'train' | 'generate';
   batch: number;
   runs: number;
@@ -213,7 +215,7 @@ interface RowPlan {
 
 function mainRows(o: Options): RowPlan[] {
   const row = (model: ModelSpec, backend: string, kind: 'train' | 'generate', batch: number, slow: boolean, extra: Partial<RowPlan> = {}): RowPlan => ({
-    id: `${model.name}/${backend}${extra.threads ? `-${extra.threads}threads` : ''}${extra.variant ? `-${extra.variant}` : ''}/${kind}/b${batch}`,
+    id: `${model.name}/${backend}${extra.threads ? `-${extra.threads}threads` : ''}/${kind}/b${batch}`,
     model, backend, kind, batch,
     runs: slow ? Math.min(o.slowRuns, o.runs) : o.runs,
     warmupBatch: slow ? 1 : batch,
@@ -228,24 +230,20 @@ function mainRows(o: Options): RowPlan[] {
       row(TINY, 'cpu', 'train', 2, false),
       row(TINY, 'cpu', 'generate', 2, false),
       ...(o.wasmThreads > 1 ? [row(TINY, 'wasm', 'generate', 2, false, { threads: o.wasmThreads })] : []),
-      ...(o.sections.has('proposed') ? [row(TINY, 'wasm', 'train', 2, false, { variant: 'proposed' })] : []),
     ];
   }
-  // Variants (proposed kernels, threads) run right after their baseline, so that both see
-  // about the same machine load; the rows are shown in this order too.
+  // The threaded variants run right after their baseline, so that both see about the same
+  // machine load; the rows are shown in this order too.
   const main = o.sections.has('main');
-  const proposed = o.sections.has('proposed');
   const threads = main && o.wasmThreads > 1 ? o.wasmThreads : 0;
   const rows: RowPlan[] = [];
   if (main || o.sections.has('profile')) {
     rows.push(row(PAPER, 'wasm', 'train', 4, false, { runs: Math.min(o.runs, 3), profile: o.sections.has('profile') }));
   }
-  if (proposed) rows.push(row(PAPER, 'wasm', 'train', 4, false, { variant: 'proposed', runs: Math.min(o.runs, 3) }));
   if (threads) rows.push(row(PAPER, 'wasm', 'train', 4, false, { threads, runs: Math.min(o.runs, 3) }));
   if (main) rows.push(row(PAPER, 'wasm', 'generate', 4, false, { runs: Math.min(o.runs, 3) }));
   if (threads) rows.push(row(PAPER, 'wasm', 'generate', 4, false, { threads, runs: Math.min(o.runs, 3) }));
   if (main) rows.push(row(SMALL, 'wasm', 'train', 8, false));
-  if (proposed) rows.push(row(SMALL, 'wasm', 'train', 8, false, { variant: 'proposed' }));
   if (threads) rows.push(row(SMALL, 'wasm', 'train', 8, false, { threads }));
   if (main) {
     rows.push(
@@ -265,7 +263,6 @@ async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache
     warmupBatch: plan.warmupBatch, memoryProbe: true, profile: plan.profile,
   };
   if (plan.threads) job.threads = plan.threads;
-  if (plan.variant) job.variant = plan.variant;
   log(`${plan.id}: ${plan.runs} run(s) after a warm-up at batch ${plan.warmupBatch}`);
   const s = await ours(job, plan.timeoutMs);
   const r = s.result as TimedResult | undefined;
@@ -276,7 +273,6 @@ async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache
     batch: plan.batch, runs: plan.runs, warmupBatch: plan.warmupBatch, macs, wallMs: s.wallMs,
   };
   if (plan.threads) row.threads = plan.threads;
-  if (plan.variant) row.variant = plan.variant;
   if (r && !r.error) {
     row.ms = r.ms;
     row.medianMs = median(r.ms);
@@ -317,6 +313,11 @@ async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache
 
 async function main(): Promise<void> {
   const o = options();
+  if (o.render) {
+    const jsonPath = path.join(HERE, 'results', `${o.out}.json`);
+    writeDocs(renderReport(JSON.parse(readFileSync(jsonPath, 'utf8')) as Report));
+    return;
+  }
   const started = new Date();
   const load0 = os.loadavg();
   const torch = await peerAvailable(o);
@@ -344,6 +345,23 @@ async function main(): Promise<void> {
   const peerCache = new Map<string, PeerResult>();
 
   for (const plan of mainRows(o)) report.rows.push(await runRow(plan, o, torch, peerCache));
+
+  if (o.sections.has('proposed')) {
+    // A/B of the kernels of bench/proposed.ts against the library's, alternating in one process.
+    const jobs: AbJob[] = o.quick
+      ? [{ kind: 'ab', backend: 'wasm', model: TINY, batch: 2, runs: 1, profile: true }]
+      : [
+          { kind: 'ab', backend: 'wasm', model: PAPER, batch: 4, runs: Math.min(o.runs, 3), profile: true },
+          { kind: 'ab', backend: 'wasm', model: SMALL, batch: 8, runs: o.runs, profile: true },
+        ];
+    report.proposed = [];
+    for (const job of jobs) {
+      log(`proposed kernels, A/B: ${job.model.name} batch ${job.batch}, ${job.runs} run(s) each`);
+      const s = await ours(job, 15 * 60_000);
+      const r = s.result as AbResult | undefined;
+      report.proposed.push({ model: job.model.name, options: job.model.options, batch: job.batch, ...(r ? { baseline: r.baseline, proposed: r.proposed } : { error: failure(s) }) });
+    }
+  }
 
   if (o.sections.has('checkpoint')) {
     const spds = o.quick ? [1, 2] : [2, 4, 8];
@@ -413,14 +431,16 @@ async function main(): Promise<void> {
   writeFileSync(jsonPath, `${JSON.stringify(report, null, 1)}\n`);
   log(`wrote ${path.relative(ROOT, jsonPath)}`);
   const markdown = renderReport(report);
-  if (o.docs) {
-    const docPath = path.join(ROOT, 'docs', 'performance.md');
-    const before = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '';
-    writeFileSync(docPath, replaceGenerated(before, markdown));
-    log(`wrote ${path.relative(ROOT, docPath)}`);
-  } else {
-    process.stdout.write(`${markdown}\n`);
-  }
+  if (o.docs) writeDocs(markdown);
+  else process.stdout.write(`${markdown}\n`);
+}
+
+/** Puts the generated markdown between the markers of docs/performance.md. */
+function writeDocs(markdown: string): void {
+  const docPath = path.join(ROOT, 'docs', 'performance.md');
+  const before = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '';
+  writeFileSync(docPath, replaceGenerated(before, markdown));
+  log(`wrote ${path.relative(ROOT, docPath)}`);
 }
 
 /**
@@ -437,8 +457,10 @@ function mergeInto(report: Report, old: Report): void {
   report.checkpoint ??= old.checkpoint;
   report.noCheckpoint ??= old.noCheckpoint;
   report.micro ??= old.micro;
+  report.proposed ??= old.proposed;
   const keptSections = old.settings.sections.filter((s) => !report.settings.sections.includes(s));
-  report.merged = [...(old.merged ?? []), { started: old.started, finished: old.finished, sections: keptSections }];
+  const earlier = (old.merged ?? []).map((m) => ({ ...m, sections: m.sections.filter((s) => !report.settings.sections.includes(s)) }));
+  report.merged = [...earlier, { started: old.started, finished: old.finished, sections: keptSections }].filter((m) => m.sections.length > 0);
 }
 
 function readVersion(pkg: string): string {
