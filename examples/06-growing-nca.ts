@@ -108,6 +108,8 @@ console.log(`GrowingNCA on ${tf.getBackend()}: ${height}x${width} target, ${nca.
 const bar = new cliProgress.SingleBar({
   format: 'training [{bar}] {value}/{total} | loss {loss} | {rate} steps/s | ETA {eta_formatted}',
   hideCursor: true,
+  noTTYOutput: true, // when the output is a file or a pipe: a line every 10 s
+  notTTYSchedule: 10_000,
 }, cliProgress.Presets.shades_classic);
 bar.start(opts.steps, 0, { loss: '-', rate: '-' });
 const started = performance.now();
@@ -128,20 +130,20 @@ if (opts.steps > 0) {
 // --- Pictures -------------------------------------------------------------------------
 const growSteps = opts.tiny ? 12 : 120;
 const regrowSteps = opts.tiny ? 12 : 120;
-const every = opts.tiny ? 3 : 2;
+const every = opts.tiny ? 3 : 4;
 const frameOf = (state: tf.Tensor4D) => nca.toRgb(state);
 const pick = (states: tf.Tensor4D[]) => states.filter((_, i) => i % every === 0 || i === states.length - 1);
 
 // Growth from the seed.
 const growth = nca.grow(growSteps, { returnStates: true, seed: opts.seed });
 const growthFrames = pick(growth.states!).map(frameOf);
-saveGif(join(opts.out, 'growth.gif'), growthFrames, { scale: 4, delay: 60, lastDelay: 1500 });
+saveGif(join(opts.out, 'growth.gif'), growthFrames, { scale: 3, delay: 80, lastDelay: 1500 });
 
 // Regrowth: cut a circle out of the lower right of the grown pattern.
 const region = { shape: 'circle' as const, centerY: height * 0.62, centerX: width * 0.62, radius: width * 0.2 };
 const regrowth = nca.regenerate(growth.state, region, regrowSteps, { returnStates: true, seed: opts.seed + 1 });
-const regrowthFrames = [...Array(6).fill(growth.state), ...pick(regrowth.states!)].map(frameOf);
-saveGif(join(opts.out, 'regrowth.gif'), regrowthFrames, { scale: 4, delay: 60, lastDelay: 1500 });
+const regrowthFrames = [...Array(4).fill(growth.state), ...pick(regrowth.states!)].map(frameOf);
+saveGif(join(opts.out, 'regrowth.gif'), regrowthFrames, { scale: 3, delay: 80, lastDelay: 1500 });
 
 // target | grown | damaged | regrown (toRgb reads the RGBA channels of any state, the target too)
 const row = tf.tidy(() => tf.concat([

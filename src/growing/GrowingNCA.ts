@@ -172,7 +172,7 @@ function resolveHandler(target: unknown, kind: 'save' | 'load', fn: string): tf.
  *   of seeds; each step the worst state of the batch is reset to the seed and the
  *   `damageCount` best get a random circle zeroed ({@link damageSubset}); L2 loss on RGBA;
  *   Adam with each variable's gradient divided by its norm (`g / (|g| + 1e-8)`), as in the
- *   article (not global-norm clipping).
+ *   article (not global-norm clipping); learning rate 2e-3, 2e-4 after 2000 steps.
  *
  * @example
  * ```ts
