@@ -51,22 +51,7 @@ export interface MicroJob {
   runs: number;
 }
 
-/**
- * A/B: the library's update rule and the one of bench/proposed.ts, same weights and batch,
- * training alternately in one process (so that both see the same machine load).
- */
-export interface AbJob {
-  kind: 'ab';
-  backend: string;
-  model: ModelSpec;
-  batch: number;
-  /** Timed steps of each (after one warm-up step each). */
-  runs: number;
-  /** Also one profiled step of each: CPU time per kernel. */
-  profile: boolean;
-}
-
-export type Job = TimedJob | CheckpointJob | MicroJob | AbJob;
+export type Job = TimedJob | CheckpointJob | MicroJob;
 
 /** Memory readings of a run. */
 export interface MemoryReading {
@@ -145,22 +130,7 @@ export interface MicroResult {
   rows: MicroRow[];
 }
 
-/** One side of an A/B job. */
-export interface AbSide {
-  ms: number[];
-  cpuMs: number[];
-  /** CPU ms per kernel (all phases) of one profiled step, and that step's total CPU ms. */
-  kernels?: Record<string, number>;
-  profiledCpuMs?: number;
-}
-
-export interface AbResult {
-  kind: 'ab';
-  baseline: AbSide;
-  proposed: AbSide;
-}
-
-export type JobResult = TimedResult | CheckpointResult | MicroResult | AbResult;
+export type JobResult = TimedResult | CheckpointResult | MicroResult;
 
 /** The line prefix a worker writes its result after. */
 export const RESULT_MARK = '@@bench-result ';

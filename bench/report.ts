@@ -4,7 +4,7 @@
  * `<!-- bench:end -->`, leaving the rest of the page (hand-written notes) as it is.
  */
 import type { VNCAOptions } from '../src/index.js';
-import type { AbSide, CheckpointResult, MemoryReading, MicroRow, Profile } from './jobs.js';
+import type { CheckpointResult, MemoryReading, MicroRow, Profile } from './jobs.js';
 import { gflops } from './flops.js';
 
 /** The PyTorch side of a row. */
@@ -88,8 +88,6 @@ export interface Report {
     failedAfterCpuMs?: number;
   };
   micro?: { backend: string; rows: MicroRow[]; error?: string }[];
-  /** A/B of bench/proposed.ts's kernels against the library's. */
-  proposed?: { model: string; options: VNCAOptions; batch: number; baseline?: AbSide; proposed?: AbSide; error?: string }[];
 }
 
 /** Training within 2x of PyTorch, generation within 1.5x; resolve thresholds 4x and 3x. */
@@ -277,38 +275,6 @@ function profileSection(r: Report): string {
   ].join('\n');
 }
 
-function proposedSection(r: Report): string {
-  if (!r.proposed?.length) return '';
-  const rows = r.proposed.map((p) => {
-    if (!p.baseline || !p.proposed) return [p.model, String(p.batch), `failed: ${p.error ?? ''}`, '', '', '', '', ''];
-    const a = median(p.baseline.cpuMs), b = median(p.proposed.cpuMs);
-    return [
-      p.model, String(p.batch), String(p.baseline.cpuMs.length), fmtMs(a), fmtMs(b), `${(100 * (b / a - 1)).toFixed(0)}%`,
-      fmtMs(median(p.baseline.ms)), fmtMs(median(p.proposed.ms)),
-    ];
-  });
-  const parts = [
-    '### Proposed kernels: A/B',
-    '',
-    '`bench/proposed.ts` computes the update rule with three changes to `fastConv2d` (the 3x3 filter flip as a matMul with an anti-identity ' +
-      'instead of `tf.reverse`, bias gradients as a matMul with a row of ones instead of `tf.sum` over three axes, and the elu 1x1 convs ' +
-      'fused under the gradient tape); values and gradients are the same. Both rules train from the same weights on the same batch, ' +
-      'alternating step by step in one process; medians of CPU and wall time per `trainStep`.',
-    '',
-    table(['model', 'batch', 'steps each', 'CPU, library', 'CPU, proposed', 'change', 'wall, library', 'wall, proposed'], rows),
-  ];
-  const withKernels = r.proposed.filter((p) => p.baseline?.kernels && p.proposed?.kernels);
-  for (const p of withKernels) {
-    const ka = p.baseline!.kernels!, kb = p.proposed!.kernels!;
-    const names = [...new Set([...Object.keys(ka), ...Object.keys(kb)])]
-      .filter((k) => Math.abs((ka[k] ?? 0) - (kb[k] ?? 0)) > 0.005 * (p.baseline!.profiledCpuMs ?? 1))
-      .sort((x, y) => ((kb[x] ?? 0) - (ka[x] ?? 0)) - ((kb[y] ?? 0) - (ka[y] ?? 0)));
-    parts.push('', `Kernels whose CPU time changed by more than 0.5% of the step (one profiled step each, ${p.model}, batch ${p.batch}; whole step ${fmtMs(p.baseline!.profiledCpuMs)} → ${fmtMs(p.proposed!.profiledCpuMs)}):`, '',
-      table(['kernel', 'library', 'proposed', 'change'], names.map((k) => [k, fmtMs(ka[k] ?? 0), fmtMs(kb[k] ?? 0), fmtMs((kb[k] ?? 0) - (ka[k] ?? 0))])));
-  }
-  return parts.join('\n');
-}
-
 function microSection(r: Report): string {
   if (!r.micro) return '';
   const parts = [
@@ -367,7 +333,7 @@ export function renderReport(r: Report): string {
     '',
     memoryTable(r),
   ];
-  for (const s of [checkpointSection(r), profileSection(r), proposedSection(r), microSection(r)]) if (s) parts.push('', s);
+  for (const s of [checkpointSection(r), profileSection(r), microSection(r)]) if (s) parts.push('', s);
   return parts.join('\n');
 }
 

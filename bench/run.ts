@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
-  RESULT_MARK, type AbJob, type AbResult, type CheckpointJob, type CheckpointResult, type Job, type JobResult, type MicroJob, type MicroResult,
+  RESULT_MARK, type CheckpointJob, type CheckpointResult, type Job, type JobResult, type MicroJob, type MicroResult,
   type ModelSpec, type TimedJob, type TimedResult,
 } from './jobs.js';
 import { generationMacs, trainingMacs, type MacConfig } from './flops.js';
@@ -32,7 +32,7 @@ const HELP = `npm run bench -- [options]
   --quick              smoke run: tiny models, one run each; writes bench/results/quick.json only
   --runs N             timed runs of the fast rows (default 5; quick 1)
   --slow-runs N        timed runs of the slow rows: paper config at batch 32, cpu training (default 1)
-  --sections LIST      comma-separated subset of main,proposed,checkpoint,nockpt,profile,micro (default all)
+  --sections LIST      comma-separated subset of main,checkpoint,nockpt,profile,micro (default all)
   --no-peer            skip the PyTorch columns
   --python PATH        interpreter for the peer (default /usr/bin/python3)
   --threads N          PyTorch threads (default 2, the cores tfjs is compared against)
@@ -89,7 +89,7 @@ function options(): Options {
     return n;
   };
   const quick = values.quick ?? false;
-  const all = ['main', 'proposed', 'checkpoint', 'nockpt', 'profile', 'micro'];
+  const all = ['main', 'checkpoint', 'nockpt', 'profile', 'micro'];
   const sections = new Set(values.sections ? values.sections.split(',').map((s) => s.trim()) : all);
   for (const s of sections) if (!all.includes(s)) throw new Error(`--sections: unknown section ${s} (known: ${all.join(', ')})`);
   return {
@@ -346,23 +346,6 @@ async function main(): Promise<void> {
 
   for (const plan of mainRows(o)) report.rows.push(await runRow(plan, o, torch, peerCache));
 
-  if (o.sections.has('proposed')) {
-    // A/B of the kernels of bench/proposed.ts against the library's, alternating in one process.
-    const jobs: AbJob[] = o.quick
-      ? [{ kind: 'ab', backend: 'wasm', model: TINY, batch: 2, runs: 1, profile: true }]
-      : [
-          { kind: 'ab', backend: 'wasm', model: PAPER, batch: 4, runs: Math.min(o.runs, 3), profile: true },
-          { kind: 'ab', backend: 'wasm', model: SMALL, batch: 8, runs: o.runs, profile: true },
-        ];
-    report.proposed = [];
-    for (const job of jobs) {
-      log(`proposed kernels, A/B: ${job.model.name} batch ${job.batch}, ${job.runs} run(s) each`);
-      const s = await ours(job, 15 * 60_000);
-      const r = s.result as AbResult | undefined;
-      report.proposed.push({ model: job.model.name, options: job.model.options, batch: job.batch, ...(r ? { baseline: r.baseline, proposed: r.proposed } : { error: failure(s) }) });
-    }
-  }
-
   if (o.sections.has('checkpoint')) {
     const spds = o.quick ? [1, 2] : [2, 4, 8];
     const model = o.quick ? TINY : SMALL;
@@ -457,7 +440,6 @@ function mergeInto(report: Report, old: Report): void {
   report.checkpoint ??= old.checkpoint;
   report.noCheckpoint ??= old.noCheckpoint;
   report.micro ??= old.micro;
-  report.proposed ??= old.proposed;
   const keptSections = old.settings.sections.filter((s) => !report.settings.sections.includes(s));
   const earlier = (old.merged ?? []).map((m) => ({ ...m, sections: m.sections.filter((s) => !report.settings.sections.includes(s)) }));
   report.merged = [...earlier, { started: old.started, finished: old.finished, sections: keptSections }].filter((m) => m.sections.length > 0);

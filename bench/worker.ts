@@ -11,9 +11,8 @@ import { VNCA, enableWasmTraining } from '../src/index.js';
 import { KernelProbe, type Phase } from './probe.js';
 import { micro } from './micro.js';
 import { startThreadedWasm } from './wasmThreads.js';
-import { ProposedResidualUpdateRule } from './proposed.js';
 import {
-  RESULT_MARK, type AbJob, type AbResult, type AbSide, type CheckpointJob, type CheckpointResult, type Job, type JobResult, type MemoryReading,
+  RESULT_MARK, type CheckpointJob, type CheckpointResult, type Job, type JobResult, type MemoryReading,
   type TimedJob, type TimedResult,
 } from './jobs.js';
 
@@ -205,50 +204,6 @@ function cpuSince(start: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1000;
 }
 
-async function abJob(job: AbJob): Promise<AbResult> {
-  await setup(job.backend);
-  const o = job.model.options;
-  const baseline = new VNCA(o);
-  const proposed = new VNCA({
-    ...o, updateRule: new ProposedResidualUpdateRule({ channels: o.zSize ?? 256, hidden: o.hidden ?? 256, nBlocks: o.nBlocks ?? 4 }),
-  });
-  proposed.encoder.setWeights(baseline.encoder.getWeights());
-  proposed.rule.setWeights(baseline.rule.getWeights());
-  const c = baseline.config;
-  const batch = binaryImages(job.batch, c.imageSize, c.imageChannels, 1);
-  const sides: [VNCA, AbSide, string][] = [[baseline, { ms: [], cpuMs: [] }, 'baseline'], [proposed, { ms: [], cpuMs: [] }, 'proposed']];
-  for (const [m] of sides) m.trainStep(batch); // warm-up
-  for (let i = 0; i < job.runs; i++) {
-    // Alternate which goes first, so that neither always runs right after the other's garbage.
-    for (const [m, side, name] of i % 2 === 0 ? sides : [...sides].reverse()) {
-      const cpu0 = process.cpuUsage();
-      const t0 = performance.now();
-      m.trainStep(batch);
-      side.ms.push(performance.now() - t0);
-      side.cpuMs.push(cpuSince(cpu0));
-      log(`A/B ${job.model.name} b${job.batch} ${name} run ${i + 1}/${job.runs}: ${side.ms[i]!.toFixed(0)} ms, CPU ${side.cpuMs[i]!.toFixed(0)} ms`);
-    }
-  }
-  if (job.profile) {
-    for (const [m, side] of sides) {
-      const prof = new KernelProbe(job.backend, { memory: false, time: true });
-      prof.install();
-      prof.reset();
-      const cpu0 = process.cpuUsage();
-      m.trainStep(batch);
-      side.profiledCpuMs = cpuSince(cpu0);
-      prof.uninstall();
-      const kernels: Record<string, number> = {};
-      for (const k of prof.kernelStats()) kernels[k.kernel] = round((kernels[k.kernel] ?? 0) + k.cpuMs, 2);
-      side.kernels = kernels;
-    }
-  }
-  batch.dispose();
-  baseline.dispose();
-  proposed.dispose();
-  return { kind: 'ab', baseline: sides[0]![1], proposed: sides[1]![1] };
-}
-
 function round(v: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(v * f) / f;
@@ -262,7 +217,6 @@ async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '') as Job;
   let result: JobResult;
   if (job.kind === 'checkpoint') result = await checkpointJob(job);
-  else if (job.kind === 'ab') result = await abJob(job);
   else if (job.kind === 'micro') {
     await setup(job.backend);
     result = micro(job);

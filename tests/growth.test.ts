@@ -84,24 +84,28 @@ describe.each(BACKENDS)('growth on %s', (name) => {
 
   it('checkpointed rollouts give the same gradients as plain ones', () => {
     const rule = new ResidualUpdateRule({ channels: 3, hidden: 4, nBlocks: 1 });
-    const seed = tf.randomNormal([2, 2, 2, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const seed = tf.randomNormal([3, 2, 2, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
     tf.dispose(runSteps(rule, seed, { steps: 1 }).state);
     const vars = rule.trainableWeights.map((w) => w.read() as tf.Variable);
     // Give the zero-initialised last conv some weight so every gradient is non-trivial.
     for (const v of vars) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', v.size));
-    const lossOf = (checkpoint: boolean | number) => tf.variableGrads(() => {
-      const { state } = grow(rule, seed, { stepsPerDoubling: 2, nDoublings: 1, checkpoint, pUpdate: 0.7, seed: 3 });
+    const before = tf.memory().numTensors;
+    const lossOf = (checkpoint: boolean | number, checkpointCells?: number) => tf.variableGrads(() => {
+      const { state } = grow(rule, seed, { stepsPerDoubling: 2, nDoublings: 1, checkpoint, checkpointCells, pUpdate: 0.7, seed: 3 });
       return tf.sum(tf.square(state)) as tf.Scalar;
     }, vars);
     const plain = lossOf(false);
     const every = lossOf(true);
     const seg2 = lossOf(2);
+    // Backward passes in chunks of one sample (4 cells) and of two samples (8 cells: 2 + 1).
+    const chunked = [lossOf(true, 4), lossOf(2, 8)];
     expectClose(every.value.dataSync(), plain.value.dataSync(), 1e-5);
     for (const k of Object.keys(plain.grads)) {
-      expectClose(every.grads[k]!.dataSync(), plain.grads[k]!.dataSync(), 1e-4, 1e-5);
-      expectClose(seg2.grads[k]!.dataSync(), plain.grads[k]!.dataSync(), 1e-4, 1e-5);
+      for (const other of [every, seg2, ...chunked]) expectClose(other.grads[k]!.dataSync(), plain.grads[k]!.dataSync(), 1e-4, 1e-5);
     }
-    tf.dispose([plain.value, every.value, seg2.value, ...Object.values(plain.grads), ...Object.values(every.grads), ...Object.values(seg2.grads), seed]);
+    for (const r of [plain, every, seg2, ...chunked]) tf.dispose([r.value, ...Object.values(r.grads)]);
+    expect(tf.memory().numTensors).toBe(before);
+    seed.dispose();
     for (const w of rule.weights) w.dispose();
   });
 
@@ -114,6 +118,7 @@ describe.each(BACKENDS)('growth on %s', (name) => {
     expect(() => runSteps(plusOne, s, { steps: 1, pUpdate: 2 })).toThrowError(/Error in runSteps: options.pUpdate must be a finite number >= 0 and <= 1, but got 2/);
     expect(() => runSteps(plusOne, s, undefined as never)).toThrowError(/Error in runSteps: options must be an object/);
     expect(() => runSteps(plusOne, s, { steps: 2, checkpoint: 0 })).toThrowError(/options.checkpoint must be an integer >= 1/);
+    expect(() => grow(plusOne, s, { stepsPerDoubling: 1, nDoublings: 1, checkpointCells: 0 })).toThrowError(/Error in grow: options.checkpointCells must be an integer >= 1, but got 0/);
     expect(() => step(plusOne, s, { seed: 0.5 })).toThrowError(/Error in step: options.seed must be an integer/);
     s.dispose();
   });

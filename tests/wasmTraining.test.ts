@@ -227,6 +227,7 @@ const FAST_CASES: FastCase[] = [
   { label: '2x2 same (uneven padding)', x: [1, 6, 6, 2], filter: [2, 2, 2, 3], options: {} },
   { label: '3x3 pad 2 with relu', x: [1, 6, 6, 2], filter: [3, 3, 2, 3], options: { pad: 2, activation: 'relu' } },
   { label: '1x1 stride 2', x: [2, 6, 6, 3], filter: [1, 1, 3, 2], options: { strides: 2 } },
+  { label: '5x5 stride 2 pad 2 with elu (the encoder)', x: [2, 8, 8, 3], filter: [5, 5, 3, 4], options: { strides: 2, pad: 2, activation: 'elu' } },
 ];
 
 /** Value and the gradients of a weighted sum w.r.t. x, filter and bias, flattened. */
@@ -257,6 +258,25 @@ describe('fastConv2d', () => {
 
 describe.each(BACKENDS)('fastConv2d on %s', (name) => {
   beforeAll(() => useBackend(name));
+
+  it('keeps bias and activation fused under a gradient tape', async () => {
+    const x = tf.randomNormal([2, 4, 4, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const w = tf.randomNormal([1, 1, 3, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
+    const w3 = tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const b = tf.zeros([4]) as tf.Tensor1D;
+    const profile = await tf.profile(() => {
+      tf.dispose(tf.grads((xx: tf.Tensor) => tf.add(
+        tf.sum(fastConv2d(xx as tf.Tensor4D, w, { bias: b, activation: 'elu' })),
+        tf.sum(fastConv2d(xx as tf.Tensor4D, w3, { bias: b, activation: 'elu' })),
+      ))([x]));
+    });
+    const names = profile.kernels.map((k) => k.name);
+    expect(names).toContain('_FusedMatMul');
+    expect(names).toContain('FusedConv2D');
+    expect(names).not.toContain('Elu');
+    expect(names).toContain('EluGrad');
+    tf.dispose([x, w, w3, b]);
+  });
 
   it('works without a bias and needs no registered gradient kernels', () => {
     const x = tensor([1, 4, 4, 2], 1) as tf.Tensor4D, w = tensor([3, 3, 2, 2], 2) as tf.Tensor4D;

@@ -65,6 +65,15 @@ export interface RunOptions extends StepOptions {
    * Default true. Ignored when no gradient is being recorded.
    */
   checkpoint?: boolean | number;
+  /**
+   * The backward pass of a checkpointed segment recomputes and backpropagates the batch in
+   * chunks of at most this many cells (batch x height x width; at least one sample per
+   * chunk), so the memory of one step's backward pass is bounded by the chunk instead of
+   * the whole batch (about 120 MB per sample at 32x32 for the paper's rule). Assumes the
+   * rule updates each sample independently, as every rule in this library does.
+   * Default 8192 (8 samples of 32x32).
+   */
+  checkpointCells?: number;
 }
 
 /**
@@ -167,6 +176,15 @@ export function step(rule: Rule, state: tf.Tensor4D, options: StepOptions = {}):
   return tf.tidy(() => stepWithMask(rule, state, maskFor(state, options.pUpdate ?? 1, options.seed), options.alive));
 }
 
+/** Default of {@link RunOptions.checkpointCells}. */
+const CHECKPOINT_CELLS = 8192;
+
+function chunkCells(options: RunOptions | GrowOptions, fn: string): number {
+  if (options.checkpointCells === undefined) return CHECKPOINT_CELLS;
+  assertInt(options.checkpointCells, fn, 'options.checkpointCells', 1);
+  return options.checkpointCells;
+}
+
 function segmentLength(checkpoint: boolean | number | undefined, fn: string): number {
   if (checkpoint === undefined || checkpoint === true) return 1;
   if (checkpoint === false) return 0;
@@ -194,7 +212,7 @@ function isolatedGrads(f: (x: tf.Tensor) => tf.Tensor, xs: tf.Tensor[], dy: tf.T
  * input is kept, and the backward pass recomputes the steps. @internal
  */
 function checkpointedSegment(
-  rule: RuleLayer, state: tf.Tensor4D, masks: (tf.Tensor4D | null)[], alive: StepOptions['alive'],
+  rule: RuleLayer, state: tf.Tensor4D, masks: (tf.Tensor4D | null)[], alive: StepOptions['alive'], cells: number,
 ): tf.Tensor4D {
   const weights = rule.trainableWeights.map((w) => w.read() as tf.Variable);
   const maskInputs = masks.filter((m): m is tf.Tensor4D => m !== null);
@@ -218,8 +236,36 @@ function checkpointedSegment(
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [x0, ...savedMasks] = saved as [tf.Tensor4D, ...tf.Tensor[]];
-        const [gx, ...gw] = isolatedGrads((s) => run(s as tf.Tensor4D, savedMasks), [x0, ...weights], dy);
-        return [gx!, ...savedMasks.map((m) => tf.zerosLike(m)), ...gw];
+        const [b, h, w] = x0.shape;
+        const per = Math.max(1, Math.floor(cells / (h * w)));
+        const zeros = savedMasks.map((m) => tf.zerosLike(m));
+        if (per >= b) {
+          const [gx, ...gw] = isolatedGrads((s) => run(s as tf.Tensor4D, savedMasks), [x0, ...weights], dy);
+          return [gx!, ...zeros, ...gw];
+        }
+        // Chunks of the batch, one after the other: each chunk's recomputed activations and
+        // gradient temporaries are freed before the next starts; weight gradients add up.
+        const gxs: tf.Tensor[] = [];
+        let gws: tf.Tensor[] = [];
+        for (let start = 0; start < b; start += per) {
+          const n = Math.min(per, b - start);
+          const [gx, ...gw] = tf.tidy(() => {
+            const part = (t: tf.Tensor) => (t.shape[0] === b ? tf.slice(t, start, n) : t);
+            const ms = savedMasks.map(part);
+            return isolatedGrads((s) => run(s as tf.Tensor4D, ms), [part(x0), ...weights], part(dy));
+          });
+          gxs.push(gx!);
+          if (gws.length === 0) {
+            gws = gw;
+          } else {
+            const sums = gws.map((g, i) => tf.add(g, gw[i]!));
+            tf.dispose([...gws, ...gw]);
+            gws = sums;
+          }
+        }
+        const gx = tf.concat(gxs);
+        tf.dispose(gxs);
+        return [gx, ...zeros, ...gws];
       },
     };
   });
@@ -249,11 +295,12 @@ export function runSteps(rule: Rule, state: tf.Tensor4D, options: RunOptions): G
   const seg = segmentLength(options.checkpoint, fn);
   ensureBuilt(rule, state.shape);
   const states: tf.Tensor4D[] | undefined = options.returnStates ? [tf.clone(state)] : undefined;
-  const final = runInternal(rule, state, options.steps, 0, { ...options, seg }, states);
+  const cells = chunkCells(options, fn);
+  const final = runInternal(rule, state, options.steps, 0, { ...options, seg, cells }, states);
   return states ? { state: final, states } : { state: final };
 }
 
-interface InternalOptions extends StepOptions { seg: number; returnStates?: boolean }
+interface InternalOptions extends StepOptions { seg: number; cells: number; returnStates?: boolean }
 
 /**
  * `steps` steps starting at global step index `offset` (for mask seeds). Returns a new tensor
@@ -273,7 +320,7 @@ function runInternal(
     const next = tf.tidy(() => {
       const masks: (tf.Tensor4D | null)[] = [];
       for (let j = 0; j < n; j++) masks.push(maskFor(cur, p, seedAt(i + j)));
-      if (seg > 0) return checkpointedSegment(rule as RuleLayer, cur, masks, o.alive);
+      if (seg > 0) return checkpointedSegment(rule as RuleLayer, cur, masks, o.alive, o.cells);
       return stepWithMask(rule, cur, masks[0]!, o.alive);
     });
     if (cur !== state) cur.dispose();
@@ -318,7 +365,7 @@ export function grow(rule: Rule, seed: tf.Tensor4D, options: GrowOptions): GrowR
   const seg = segmentLength(options.checkpoint, fn);
   ensureBuilt(rule, seed.shape);
   const states: tf.Tensor4D[] | undefined = options.returnStates ? [tf.clone(seed)] : undefined;
-  const o: InternalOptions = { ...options, seg };
+  const o: InternalOptions = { ...options, seg, cells: chunkCells(options, fn) };
   const k = options.stepsPerDoubling;
   let cur = runInternal(rule, seed, k, 0, o, states);
   for (let d = 1; d <= options.nDoublings; d++) {
