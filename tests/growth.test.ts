@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, expectClose, useBackend } from './helpers/backends.js';
-import { grow, runSteps, step } from '../src/growth/grow.js';
+import { grow, runSteps, step, type GrowOptions } from '../src/growth/grow.js';
 import { ResidualUpdateRule } from '../src/layers/ResidualUpdateRule.js';
 import { enableWasmTraining } from '../src/backend/wasmTraining.js';
 
@@ -90,7 +90,7 @@ describe.each(BACKENDS)('growth on %s', (name) => {
     // Give the zero-initialised last conv some weight so every gradient is non-trivial.
     for (const v of vars) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', v.size));
     const before = tf.memory().numTensors;
-    const lossOf = (checkpoint: boolean | number, checkpointCells?: number) => tf.variableGrads(() => {
+    const lossOf = (checkpoint: boolean | number | 'auto', checkpointCells?: number) => tf.variableGrads(() => {
       const { state } = grow(rule, seed, { stepsPerDoubling: 2, nDoublings: 1, checkpoint, checkpointCells, pUpdate: 0.7, seed: 3 });
       return tf.sum(tf.square(state)) as tf.Scalar;
     }, vars);
@@ -98,12 +98,50 @@ describe.each(BACKENDS)('growth on %s', (name) => {
     const every = lossOf(true);
     const seg2 = lossOf(2);
     // Backward passes in chunks of one sample (4 cells) and of two samples (8 cells: 2 + 1).
-    const chunked = [lossOf(true, 4), lossOf(2, 8)];
+    const chunked = [lossOf(true, 4), lossOf(2, 8), lossOf('auto')];
     expectClose(every.value.dataSync(), plain.value.dataSync(), 1e-5);
     for (const k of Object.keys(plain.grads)) {
       for (const other of [every, seg2, ...chunked]) expectClose(other.grads[k]!.dataSync(), plain.grads[k]!.dataSync(), 1e-4, 1e-5);
     }
     for (const r of [plain, every, seg2, ...chunked]) tf.dispose([r.value, ...Object.values(r.grads)]);
+    expect(tf.memory().numTensors).toBe(before);
+    seed.dispose();
+    for (const w of rule.weights) w.dispose();
+  });
+
+  it("checkpoint 'auto' checkpoints only rollouts whose activations exceed the budget", () => {
+    let calls = 0;
+    class Counting extends ResidualUpdateRule {
+      override delta(state: tf.Tensor4D): tf.Tensor4D {
+        calls++;
+        return super.delta(state);
+      }
+    }
+    const rule = new Counting({ channels: 3, hidden: 4, nBlocks: 1 });
+    const seed = tf.randomNormal([2, 2, 2, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    tf.dispose(runSteps(rule, seed, { steps: 1 }).state);
+    const vars = rule.trainableWeights.map((w) => w.read() as tf.Variable);
+    const before = tf.memory().numTensors;
+    const callsWith = (o: Partial<GrowOptions>) => {
+      calls = 0;
+      const { value, grads } = tf.variableGrads(() => {
+        const { state } = grow(rule, seed, { stepsPerDoubling: 2, nDoublings: 1, ...o });
+        return tf.sum(state) as tf.Scalar;
+      }, vars);
+      tf.dispose([value, ...Object.values(grads)]);
+      return calls;
+    };
+    // 4 steps forward; a checkpointed rollout runs them again in the backward pass, except,
+    // with 'auto', the first step, which is measured rather than checkpointed.
+    expect(callsWith({ checkpoint: 'auto', checkpointBudget: 0 })).toBe(7);
+    expect(callsWith({ checkpoint: 'auto', checkpointBudget: 1e9 })).toBe(4);
+    expect(callsWith({})).toBe(4); // the default is 'auto' with 1 GiB
+    expect(callsWith({ checkpoint: true })).toBe(8);
+    expect(callsWith({ checkpoint: false })).toBe(4);
+    // Without a tape nothing is measured or recomputed.
+    calls = 0;
+    tf.dispose(grow(rule, seed, { stepsPerDoubling: 2, nDoublings: 1, checkpointBudget: 0 }).state);
+    expect(calls).toBe(4);
     expect(tf.memory().numTensors).toBe(before);
     seed.dispose();
     for (const w of rule.weights) w.dispose();
@@ -119,6 +157,7 @@ describe.each(BACKENDS)('growth on %s', (name) => {
     expect(() => runSteps(plusOne, s, undefined as never)).toThrowError(/Error in runSteps: options must be an object/);
     expect(() => runSteps(plusOne, s, { steps: 2, checkpoint: 0 })).toThrowError(/options.checkpoint must be an integer >= 1/);
     expect(() => grow(plusOne, s, { stepsPerDoubling: 1, nDoublings: 1, checkpointCells: 0 })).toThrowError(/Error in grow: options.checkpointCells must be an integer >= 1, but got 0/);
+    expect(() => runSteps(plusOne, s, { steps: 1, checkpointBudget: -1 })).toThrowError(/Error in runSteps: options.checkpointBudget must be a finite number >= 0/);
     expect(() => step(plusOne, s, { seed: 0.5 })).toThrowError(/Error in step: options.seed must be an integer/);
     s.dispose();
   });

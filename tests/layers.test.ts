@@ -6,6 +6,7 @@ import {
   PerceptionUpdateRule, ResidualUpdateRule, UpdateRule, registerLayers,
 } from '../src/layers/index.js';
 import { enableWasmTraining } from '../src/backend/wasmTraining.js';
+import type { ResidualUpdateRuleOptions } from '../src/layers/ResidualUpdateRule.js';
 import { identityKernel, laplacianKernel, sobelXKernel, sobelYKernel } from '../src/core/kernels.js';
 import { perceive } from '../src/core/perceive.js';
 
@@ -41,31 +42,36 @@ function shortNames(layer: tfl.layers.Layer): string[] {
 }
 
 /** The paper's rule written with plain tf ops (tfjs's own gradients), weights in getWeights() order. */
-function residualReference(state: tf.Tensor4D, w: tf.Tensor[], nBlocks: number): tf.Tensor4D {
-  const conv = (x: tf.Tensor4D, k: tf.Tensor, b: tf.Tensor): tf.Tensor4D =>
-    tf.add(tf.conv2d(x, k as tf.Tensor4D, 1, 'same'), b) as tf.Tensor4D;
+function residualReference(state: tf.Tensor4D, w: tf.Tensor[], o: ResidualUpdateRuleOptions): tf.Tensor4D {
+  const nBlocks = o.nBlocks ?? 4;
+  const conv = (x: tf.Tensor4D, k: tf.Tensor, b?: tf.Tensor): tf.Tensor4D => {
+    const y = tf.conv2d(x, k as tf.Tensor4D, 1, 'same');
+    return (b ? tf.add(y, b) : y) as tf.Tensor4D;
+  };
   let x = conv(state, w[0]!, w[1]!);
+  if (o.inActivation === 'elu') x = tf.elu(x);
   for (let i = 0; i < nBlocks; i++) {
     const [k1, b1, k2, b2] = w.slice(2 + 4 * i, 6 + 4 * i);
     x = tf.add(x, conv(tf.elu(conv(x, k1!, b1!)), k2!, b2!)) as tf.Tensor4D;
   }
-  return conv(x, w[2 + 4 * nBlocks]!, w[3 + 4 * nBlocks]!);
+  return conv(x, w[2 + 4 * nBlocks]!, w[3 + 4 * nBlocks]);
 }
 
 const SMALL = { channels: 6, hidden: 5, nBlocks: 2, kernelSize: 3 };
 
-/** Delta and d(sum(delta^2))/d(every weight) of a small residual rule with fixed weights. */
-function residualDeltaAndGrads(useReference = false): Float32Array[] {
-  const rule = new ResidualUpdateRule(SMALL);
-  const state = tensor([2, 4, 4, SMALL.channels], 7) as tf.Tensor4D;
+/** Delta, d(sum(delta^2))/d(every weight) and d/d(state) of a small residual rule with fixed weights. */
+function residualDeltaAndGrads(useReference = false, options: ResidualUpdateRuleOptions = SMALL): Float32Array[] {
+  const rule = new ResidualUpdateRule(options);
+  const state = tensor([2, 4, 4, options.channels!], 7) as tf.Tensor4D;
   rule.apply(state);
   setRandomWeights(rule, 100);
   const vars = rule.trainableWeights.map((w) => w.read() as tf.Variable);
-  const delta = (): tf.Tensor4D => (useReference ? residualReference(state, vars, SMALL.nBlocks) : rule.apply(state) as tf.Tensor4D);
+  const delta = (s: tf.Tensor4D): tf.Tensor4D => (useReference ? residualReference(s, vars, options) : rule.apply(s) as tf.Tensor4D);
   const out = tf.tidy(() => {
-    const d = delta();
-    const { grads } = tf.variableGrads(() => tf.sum(tf.square(delta())) as tf.Scalar, vars);
-    return [d, ...vars.map((v) => grads[v.name]!)].map((t) => t.dataSync() as Float32Array);
+    const d = delta(state);
+    const { grads } = tf.variableGrads(() => tf.sum(tf.square(delta(state))) as tf.Scalar, vars);
+    const ds = tf.grad((s: tf.Tensor) => tf.sum(tf.square(delta(s as tf.Tensor4D))))(state);
+    return [d, ...vars.map((v) => grads[v.name]!), ds].map((t) => t.dataSync() as Float32Array);
   });
   state.dispose();
   disposeWeights(rule);
@@ -126,9 +132,17 @@ describe.each(BACKENDS)('ResidualUpdateRule on %s', (name) => {
   });
 
   it('computes the paper\'s formula (values and gradients equal a plain-tf reference)', () => {
-    const actual = residualDeltaAndGrads(false);
-    const expected = residualDeltaAndGrads(true);
-    actual.forEach((a, i) => expectClose(a, expected[i]!, 1e-4, 1e-5));
+    const variants: ResidualUpdateRuleOptions[] = [
+      SMALL,
+      { ...SMALL, inActivation: 'elu', outBias: false },
+      { ...SMALL, nBlocks: 0, inActivation: 'elu' },
+    ];
+    for (const o of variants) {
+      const actual = residualDeltaAndGrads(false, o);
+      const expected = residualDeltaAndGrads(true, o);
+      expect(actual).toHaveLength(expected.length);
+      actual.forEach((a, i) => expectClose(a, expected[i]!, 1e-4, 1e-5));
+    }
   });
 
   it('trains: optimizer.minimize changes every weight and lowers the loss', () => {
@@ -223,7 +237,7 @@ describe('ResidualUpdateRule on cpu and wasm agree', () => {
   it('forward values and gradients of sum(delta^2) with respect to every weight', async () => {
     const cpu = await onBackend('cpu', () => residualDeltaAndGrads());
     const wasm = await onBackend('wasm', () => residualDeltaAndGrads());
-    expect(wasm).toHaveLength(13);
+    expect(wasm).toHaveLength(14);
     wasm.forEach((a, i) => expectClose(a, cpu[i]!, 1e-4, 1e-5));
   });
 });

@@ -321,6 +321,80 @@ function activationGrad(dy: tf.Tensor, y: tf.Tensor | undefined, activation: Fas
 }
 
 /**
+ * The geometry of one convolution, for {@link convForward} and {@link convBackward}:
+ * tfjs's conv info, and whether it is a plain 1x1 (stride 1, no padding) that runs as a matMul.
+ * @internal
+ */
+export interface ConvPlan {
+  info: tf.backend_util.Conv2DInfo;
+  pointwise: boolean;
+  strides: number | [number, number];
+  pad: 'same' | 'valid' | number;
+}
+
+/** @internal */
+export function planConv(xShape: number[], filterShape: number[], strides: number | [number, number], pad: 'same' | 'valid' | number): ConvPlan {
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as Shape4, filterShape as Shape4, strides, 1, pad, undefined, false, 'channelsLast');
+  const { top, bottom, left, right } = info.padInfo;
+  const pointwise = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1
+    && info.strideWidth === 1 && top === 0 && bottom === 0 && left === 0 && right === 0;
+  return { info, pointwise, strides, pad };
+}
+
+/**
+ * `activation(conv2d(x, filter) + bias)` with the backend's fused kernels, called directly:
+ * under a gradient tape tf.fused.* refuses to fuse a non-linear activation (it would need
+ * the kernel's gradient), so callers that supply their own gradient use this. Not taped
+ * when called inside a custom gradient's forward function. @internal
+ */
+export function convForward(
+  x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D | undefined, plan: ConvPlan, activation: FastConv2dActivation,
+): tf.Tensor4D {
+  if (plan.pointwise) {
+    const [b, h, w, ci] = x.shape;
+    const co = filter.shape[3];
+    const rows = b * h * w;
+    const inputs: tf.NamedTensorMap = { a: tf.reshape(x, [1, rows, ci]), b: tf.reshape(filter, [1, ci, co]) };
+    if (bias) inputs['bias'] = bias;
+    const attrs = { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 };
+    const y3 = tf.engine().runKernel(tf._FusedMatMul, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor3D;
+    return tf.reshape(y3, [b, h, w, co]);
+  }
+  const inputs: tf.NamedTensorMap = { x, filter };
+  if (bias) inputs['bias'] = bias;
+  const attrs = { strides: plan.strides, pad: plan.pad, dataFormat: 'NHWC', dilations: 1, dimRoundingMode: undefined, activation, leakyreluAlpha: 0 };
+  return tf.engine().runKernel(tf.FusedConv2D, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
+/**
+ * Gradients of {@link convForward} given `dy`: `[dx, dFilter]`, plus `dBias` when
+ * `withBias`. `y` is the forward output (needed for a non-linear activation). Forward
+ * convolutions and plain matMuls only; temporaries are freed before it returns. @internal
+ */
+export function convBackward(
+  x: tf.Tensor4D, filter: tf.Tensor4D, y: tf.Tensor4D | undefined, dy: tf.Tensor4D,
+  plan: ConvPlan, activation: FastConv2dActivation, withBias: boolean,
+): tf.Tensor[] {
+  return tf.tidy(() => {
+    const dz = activationGrad(dy, y, activation) as tf.Tensor4D;
+    let dx: tf.Tensor, df: tf.Tensor;
+    if (plan.pointwise) {
+      const [b, h, w, ci] = x.shape;
+      const co = filter.shape[3];
+      const rows = b * h * w;
+      const dz2 = tf.reshape(dz, [rows, co]) as tf.Tensor2D;
+      dx = tf.reshape(tf.matMul(dz2, tf.transpose(tf.reshape(filter, [ci, co]))), x.shape);
+      df = tf.reshape(tf.matMul(tf.transpose(tf.reshape(x, [rows, ci])), dz2), filter.shape);
+    } else {
+      dx = inputGradByConv(dz, filter, plan.info);
+      df = filterGradByConv(x, dz, plan.info);
+    }
+    return withBias ? [dx, df, sumToChannels(dz)] : [dx, df];
+  });
+}
+
+/**
  * A 2D convolution (NHWC, dilation 1), plus bias and activation, whose gradient is
  * computed with forward convolutions and plain matMuls only, so it trains fast on every
  * backend: on tfjs-backend-wasm 4.22 the native `Conv2DBackpropInput` is ~15x slower
@@ -361,50 +435,18 @@ export function fastConv2d(x: tf.Tensor4D, filter: tf.Tensor4D, options: FastCon
   if (typeof pad === 'number') assertInt(pad, FAST_CONV, 'options.pad', 0);
   else assertOneOf(pad, ['same', 'valid'] as const, FAST_CONV, 'options.pad');
 
-  const info = tf.backend_util.computeConv2DInfo(x.shape, filter.shape, strides, 1, pad, undefined, false, 'channelsLast');
-  const { top, bottom, left, right } = info.padInfo;
-  const pointwise = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1
-    && info.strideWidth === 1 && top === 0 && bottom === 0 && left === 0 && right === 0;
-  const [b, h, w, ci] = x.shape;
-  const rows = b * h * w;
-
+  const plan = planConv(x.shape, filter.shape, strides, pad);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const [xt, ft, bt] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor1D | undefined];
-    // The fused kernels are called directly: under a gradient tape tf.fused.* refuses to fuse
-    // a non-linear activation (it would need the kernel's gradient), but nothing here is taped.
-    let y: tf.Tensor4D;
-    if (pointwise) {
-      const inputs: tf.NamedTensorMap = { a: tf.reshape(xt, [1, rows, ci]), b: tf.reshape(ft, [1, ci, co]) };
-      if (bt) inputs['bias'] = bt;
-      const attrs = { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 };
-      const y3 = tf.engine().runKernel(tf._FusedMatMul, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor3D;
-      y = tf.reshape(y3, [b, h, w, co]);
-    } else {
-      const inputs: tf.NamedTensorMap = { x: xt, filter: ft };
-      if (bt) inputs['bias'] = bt;
-      const attrs = { strides, pad, dataFormat: 'NHWC', dilations: 1, dimRoundingMode: undefined, activation, leakyreluAlpha: 0 };
-      y = tf.engine().runKernel(tf.FusedConv2D, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-    }
+    const y = convForward(xt, ft, bt, plan, activation);
     save(activation === 'linear' ? [xt, ft] : [xt, ft, y]);
     return {
       value: y,
-      // Its own tidy: the temporaries are freed now, not when the whole backward pass ends.
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => tf.tidy(() => {
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
         const [xs, fs, ys] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D | undefined];
-        const dz = activationGrad(dy, ys, activation) as tf.Tensor4D;
-        let dx: tf.Tensor, df: tf.Tensor;
-        if (pointwise) {
-          const dz2 = tf.reshape(dz, [rows, co]) as tf.Tensor2D;
-          const f2 = tf.reshape(fs, [ci, co]) as tf.Tensor2D;
-          dx = tf.reshape(tf.matMul(dz2, tf.transpose(f2)), xs.shape);
-          df = tf.reshape(tf.matMul(tf.transpose(tf.reshape(xs, [rows, ci])), dz2), fs.shape);
-        } else {
-          dx = inputGradByConv(dz, fs, info);
-          df = filterGradByConv(xs, dz, info);
-        }
-        return bt === undefined ? [dx, df] : [dx, df, sumToChannels(dz)];
-      }),
+        return convBackward(xs, fs, ys, dy, plan, activation, bt !== undefined);
+      },
     };
   });
   return (bias === undefined ? op(x, filter) : op(x, filter, bias)) as tf.Tensor4D;

@@ -49,8 +49,8 @@ export interface GrowingNCAOptions {
   decayFactor?: number;
   /** A cell is alive when some cell of its 3x3 neighbourhood has alpha above this. Default 0.1. */
   aliveThreshold?: number;
-  /** Gradient checkpointing of training rollouts (see `RunOptions.checkpoint`). Default true. */
-  checkpoint?: boolean | number;
+  /** Gradient checkpointing of training rollouts (see `RunOptions.checkpoint`). Default `'auto'`. */
+  checkpoint?: boolean | number | 'auto';
   /**
    * Seed of the pool draws, rollout lengths, damage and update masks of training. Default:
    * random. (The rule's initial weights come from the tfjs initialisers.)
@@ -93,7 +93,7 @@ const DEFAULTS: Omit<GrowingNCAConfig, 'seed'> = {
   decaySteps: 2000,
   decayFactor: 0.1,
   aliveThreshold: 0.1,
-  checkpoint: true,
+  checkpoint: 'auto',
 };
 
 const FORMAT = 'vnca-growing-nca';
@@ -119,7 +119,7 @@ function resolveConfig(options: GrowingNCAOptions, fn: string): GrowingNCAConfig
   assertInt(c.decaySteps, fn, 'options.decaySteps', 0);
   assertNumber(c.decayFactor, fn, 'options.decayFactor', 0, Infinity, { min: true });
   assertNumber(c.aliveThreshold, fn, 'options.aliveThreshold', 0);
-  if (typeof c.checkpoint !== 'boolean') assertInt(c.checkpoint, fn, 'options.checkpoint', 1);
+  if (typeof c.checkpoint !== 'boolean' && c.checkpoint !== 'auto') assertInt(c.checkpoint, fn, 'options.checkpoint', 1);
   if (c.seed !== null) assertInt(c.seed, fn, 'options.seed');
   const { target: _target, ...config } = c as typeof c & { target?: unknown };
   return { ...config, stepsRange: [c.stepsRange[0], c.stepsRange[1]] };
