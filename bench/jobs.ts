@@ -99,6 +99,8 @@ export interface TimedResult {
   memory: MemoryReading;
   /** Kernel calls in one step. */
   kernelCalls: number;
+  /** Kernel calls of one step that recomputed a forward pass (gradient checkpointing was on). */
+  recomputeCalls?: number;
   profile?: Profile;
   /** Loss of the last step (train), to show the step did real work. */
   loss?: number;

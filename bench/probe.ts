@@ -75,6 +75,8 @@ export class KernelProbe {
   peakRss = 0;
   /** Kernel calls since the last reset. */
   calls = 0;
+  /** Kernel calls since the last reset made while a backward pass recomputes a forward (checkpointing). */
+  recomputeCalls = 0;
   private stats = new Map<string, KernelStat>();
   private originals: tf.KernelConfig[] = [];
   private lastRss = 0;
@@ -105,6 +107,7 @@ export class KernelProbe {
     this.peakAt = '';
     this.peakRss = 0;
     this.calls = 0;
+    this.recomputeCalls = 0;
     this.lastRss = -Infinity;
     this.stats.clear();
     this.sample();
@@ -127,7 +130,10 @@ export class KernelProbe {
       const kernelName = config.kernelName;
       const wrapped: tf.KernelFunc = (args) => {
         probe.calls++;
-        if (probe.opts.memory) probe.sample(kernelName);
+        if (probe.opts.memory) {
+          probe.sample(kernelName);
+          if (phaseOf(engineState) === 'recompute') probe.recomputeCalls++;
+        }
         if (!probe.opts.time) return inner(args);
         const phase = phaseOf(engineState);
         const label = probe.opts.label ? probe.opts.label(kernelName, args.inputs, args.attrs, phase) : '';

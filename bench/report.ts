@@ -45,6 +45,8 @@ export interface RowResult {
   medianCpuMs?: number;
   memory?: MemoryReading;
   kernelCalls?: number;
+  /** Training: whether the rollout was checkpointed (checkpoint 'auto' decides by memory). */
+  checkpointed?: boolean;
   loss?: number;
   profile?: Profile;
   error?: string;
@@ -166,9 +168,10 @@ function mainTable(r: Report): string {
 
 function memoryTable(r: Report): string {
   return table(
-    ['model', 'backend', 'call', 'batch', 'tensors before, MiB', 'peak tensors, MiB', 'peak seen at (phase/kernel)', 'peak RSS, MiB', 'wasm heap, MiB', 'PyTorch peak RSS, MiB', 'kernel calls per call'],
+    ['model', 'backend', 'call', 'batch', 'checkpointed', 'tensors before, MiB', 'peak tensors, MiB', 'peak seen at (phase/kernel)', 'peak RSS, MiB', 'wasm heap, MiB', 'PyTorch peak RSS, MiB', 'kernel calls per call'],
     r.rows.map((row) => [
       row.model, backendName(row), row.kind === 'train' ? 'trainStep' : 'sample', String(row.batch),
+      row.checkpointed === undefined ? '' : row.checkpointed ? 'yes' : 'no',
       mib(row.memory?.baseBytes), mib(row.memory?.peakBytes), row.memory?.peakAt ?? '', mib(row.memory?.peakRss), mib(row.memory?.wasmHeap),
       mib(row.peer?.peakRss), row.kernelCalls === undefined ? '' : String(row.kernelCalls),
     ]),
@@ -220,7 +223,7 @@ function checkpointSection(r: Report): string {
   const paper32 = r.rows.find((x) => x.model === 'paper' && x.backend === 'wasm' && !x.threads && x.kind === 'train' && x.batch === 32);
   if (paper32 || r.noCheckpoint) lines.push('', '### The paper\'s model at batch 32 on wasm', '');
   if (paper32?.memory) {
-    lines.push(`- checkpoint true (the default): one \`trainStep\` took ${fmtMs(paper32.medianMs)}; peak tensors ${mib(paper32.memory.peakBytes)} MiB, ` +
+    lines.push(`- checkpoint 'auto' (the default; it checkpoints this rollout): one \`trainStep\` took ${fmtMs(paper32.medianMs)}; peak tensors ${mib(paper32.memory.peakBytes)} MiB, ` +
       `wasm heap ${mib(paper32.memory.wasmHeap)} MiB of the 4096 MiB the wasm32 backend can address, peak RSS ${mib(paper32.memory.peakRss)} MiB.`);
   } else if (paper32) {
     lines.push(`- checkpoint true: ${paper32.error ?? 'not run'}`);

@@ -266,7 +266,10 @@ async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache
   log(`${plan.id}: ${plan.runs} run(s) after a warm-up at batch ${plan.warmupBatch}`);
   const s = await ours(job, plan.timeoutMs);
   const r = s.result as TimedResult | undefined;
-  const recompute = plan.kind === 'train' && plan.model.options.checkpoint !== false;
+  // Whether the rollout was checkpointed (recomputed in the backward pass): the memory probe
+  // counts recomputing kernel calls; without it, assume what the options ask for.
+  const recompute = plan.kind === 'train' && (r?.recomputeCalls !== undefined
+    ? r.recomputeCalls > 0 : plan.model.options.checkpoint !== false);
   const macs = macsOf(plan.kind, plan.model, plan.batch, recompute);
   const row: RowResult = {
     id: plan.id, model: plan.model.name, options: plan.model.options, backend: plan.backend, kind: plan.kind,
@@ -280,6 +283,7 @@ async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache
     row.medianCpuMs = median(r.cpuMs);
     row.memory = r.memory;
     row.kernelCalls = r.kernelCalls;
+    if (plan.kind === 'train') row.checkpointed = recompute;
     if (r.loss !== undefined) row.loss = r.loss;
     if (r.profile) row.profile = r.profile;
   } else {

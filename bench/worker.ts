@@ -116,6 +116,7 @@ async function timed(job: TimedJob): Promise<TimedResult> {
   let loss: number | undefined;
   let memory: MemoryReading | undefined;
   let kernelCalls = 0;
+  let recomputeCalls = 0;
   for (let i = 0; i < job.runs; i++) {
     const baseBytes = tf.memory().numBytes;
     probe.reset();
@@ -136,11 +137,13 @@ async function timed(job: TimedJob): Promise<TimedResult> {
     cpuMs.push(cpuSince(cpu0));
     const m = memoryAfter(probe, baseBytes);
     kernelCalls = probe.calls;
+    recomputeCalls = probe.recomputeCalls;
     if (!memory || m.peakBytes > memory.peakBytes) memory = m;
     log(`${job.kind} ${job.model.name} b${job.batch} run ${i + 1}/${job.runs}: ${ms[i]!.toFixed(0)} ms, peak ${(m.peakBytes / 2 ** 20).toFixed(0)} MiB`);
   }
   probe.uninstall();
   const result: TimedResult = { kind: job.kind, ms, cpuMs, memory: memory!, kernelCalls };
+  if (job.memoryProbe) result.recomputeCalls = recomputeCalls;
   if (loss !== undefined) result.loss = loss;
 
   if (job.profile) {
