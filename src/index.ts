@@ -39,7 +39,7 @@ export { elbo, elboLoss, iwae, natsToBitsPerDim, bitsPerDimToNats, type ElboResu
 export { Encoder, registerEncoder, type EncoderOptions } from './vae/Encoder.js';
 export {
   VNCA, NON_DOUBLING_MNIST, type VNCAOptions, type VNCAConfig, type TrainStepResult, type FitProgress, type FitOptions,
-  type EvaluateResult, type UpdateRuleClass,
+  type EvaluateResult, type UpdateRuleClass, type GradientOptions, type Gradients,
 } from './vae/VNCA.js';
 export { clipByGlobalNorm, globalNorm } from './vae/clip.js';
 export { parseSafetensors, writeSafetensors, type Safetensors, type SafetensorsEntry } from './vae/safetensors.js';

@@ -80,8 +80,11 @@ export interface VNCAOptions {
   learningRate?: number;
   /** Global-norm gradient clip; 0 disables. Default 10. */
   clipNorm?: number;
-  /** Gradient checkpointing of rollouts in training (see {@link RunOptions.checkpoint}). Default true. */
-  checkpoint?: boolean | number;
+  /**
+   * Gradient checkpointing of rollouts in training (see {@link RunOptions.checkpoint}). Default
+   * `'auto'`: on when the rollout's activations would pass 1 GiB (the paper's model from batch 8 on).
+   */
+  checkpoint?: boolean | number | 'auto';
   /**
    * A custom update rule (an {@link UpdateRule} subclass instance) mapping `[b,h,w,zSize]`
    * to a delta of the same shape. Default: the paper's {@link ResidualUpdateRule}.
@@ -128,6 +131,52 @@ export interface TrainStepResult {
   kl: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
+}
+
+/**
+ * Options of {@link VNCA.computeGradients} and {@link VNCA.trainStep}: the randomness of one
+ * step, for reproducible steps and for splitting a batch across threads.
+ *
+ * @category VAE
+ */
+export interface GradientOptions {
+  /**
+   * Seed of the noise eps ~ N(0, I) `[batch, zSize]` of the posterior sample
+   * z = mean + exp(logStd) * eps (one sample per image). Default: fresh randomness.
+   */
+  seed?: number;
+  /**
+   * The noise eps itself, float32 `[batch, zSize]` (overrides `seed`; not disposed). Row `i` is
+   * image `i`'s, so the rows of a split batch with the matching rows of one noise tensor give
+   * the same per-image terms as the whole batch. `tf.randomNormal([batch, zSize], 0, 1,
+   * 'float32', s)` is the noise that `seed: s` draws.
+   */
+  noise?: tf.Tensor2D;
+  /**
+   * Rollout length of a `'fixed'` model (ignored by doubling growth). Default: drawn
+   * uniformly from `stepsRange` by the model's own seeded generator.
+   */
+  steps?: number;
+}
+
+/**
+ * The gradients of one batch's loss, not yet applied (see {@link VNCA.computeGradients}).
+ *
+ * @category VAE
+ */
+export interface Gradients {
+  /**
+   * d loss / d variable for every trainable variable, keyed by the variable's name
+   * (`variable.name`, as `tf.variableGrads` keys them), each of the variable's shape.
+   * The caller owns (and disposes) these tensors.
+   */
+  grads: tf.NamedTensorMap;
+  /** Negative ELBO, mean over the batch, in nats. */
+  loss: number;
+  /** Reconstruction term: mean negative log-likelihood -log p(x|z), nats. */
+  reconstruction: number;
+  /** KL(q(z|x) || N(0, I)), mean over the batch, nats. */
+  kl: number;
 }
 
 /** Progress of {@link VNCA.fit}. @category VAE */
@@ -184,7 +233,7 @@ const DEFAULTS: VNCAConfig = {
   damageSize: 14,
   learningRate: 1e-4,
   clipNorm: 10,
-  checkpoint: true,
+  checkpoint: 'auto',
 };
 
 /** Validates and fills in options. @internal */
@@ -213,7 +262,7 @@ export function resolveConfig(options: VNCAOptions, fn: string): VNCAConfig {
   assertOneOf(c.growth, ['doubling', 'fixed'] as const, fn, 'options.growth');
   assertNumber(c.learningRate, fn, 'options.learningRate', 0, Infinity, { min: true });
   assertNumber(c.clipNorm, fn, 'options.clipNorm', 0);
-  if (typeof c.checkpoint !== 'boolean') assertInt(c.checkpoint, fn, 'options.checkpoint', 1);
+  if (typeof c.checkpoint !== 'boolean' && c.checkpoint !== 'auto') assertInt(c.checkpoint, fn, 'options.checkpoint', 1);
   if (!Array.isArray(c.encoderChannels) || c.encoderChannels.length < 1) {
     throw new VncaError(fn, 'options.encoderChannels', `must be a non-empty array of positive integers, but got ${describe(c.encoderChannels)}.`);
   }
@@ -420,7 +469,7 @@ export class VNCA {
 
   /** Rollout from a seed grid (doubling or fixed), `steps` overriding a fixed rollout's length. @internal */
   private rollout(
-    seed: tf.Tensor4D, o: { returnStates?: boolean; steps?: number; seed?: number; checkpoint?: boolean | number },
+    seed: tf.Tensor4D, o: { returnStates?: boolean; steps?: number; seed?: number; checkpoint?: boolean | number | 'auto' },
   ): GrowResult {
     const c = this.config;
     const common = { pUpdate: c.pUpdate, returnStates: o.returnStates, seed: o.seed, checkpoint: o.checkpoint ?? c.checkpoint };
@@ -582,12 +631,15 @@ export class VNCA {
    * @internal
    */
   elboTerms(
-    x: tf.Tensor4D, rolloutSteps?: number, initial?: tf.Tensor4D | null,
+    x: tf.Tensor4D, rolloutSteps?: number, initial?: tf.Tensor4D | null, eps: { noise?: tf.Tensor2D; seed?: number } = {},
   ): { loss: tf.Scalar; reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D } {
     return tf.tidy(() => {
       const out = this.encoder.apply(this.toModelInput(x)) as tf.Tensor2D;
       const q = DiagonalGaussian.fromEncoderOutput(out);
-      const z = tf.reshape(q.sample(1), [x.shape[0], this.config.zSize]) as tf.Tensor2D;
+      // The same element-wise ops as q.sample(1, seed), so given noise = the seed's draw gives the same z.
+      const z = eps.noise
+        ? tf.add(q.mean, tf.mul(tf.exp(q.logStd), eps.noise)) as tf.Tensor2D
+        : tf.reshape(q.sample(1, eps.seed), [x.shape[0], this.config.zSize]) as tf.Tensor2D;
       let seed = this.seedGrid(z);
       if (initial) {
         // Pooled states replace the seeds of the first entries of the batch.
@@ -651,48 +703,158 @@ export class VNCA {
     tf.dispose([s!, x!]);
   }
 
+  /** Rollout length of the next training step: drawn from `stepsRange` for a fixed model. @internal */
+  nextRolloutSteps(): number | undefined {
+    const c = this.config;
+    return c.growth === 'fixed'
+      ? c.stepsRange[0] + Math.floor(this.rng() * (c.stepsRange[1] - c.stepsRange[0] + 1))
+      : undefined;
+  }
+
+  private checkGradientOptions(options: GradientOptions, batch: number, fn: string): void {
+    if (typeof options !== 'object' || options === null) {
+      throw new VncaError(fn, 'options', `must be an object, but got ${describe(options)}.`);
+    }
+    if (options.seed !== undefined) assertInt(options.seed, fn, 'options.seed');
+    if (options.steps !== undefined) assertInt(options.steps, fn, 'options.steps', 0);
+    if (options.noise !== undefined) {
+      assertRank(options.noise, 2, fn, 'options.noise', '[batch, zSize]');
+      const [nb, nz] = options.noise.shape;
+      if (options.noise.dtype !== 'float32' || nb !== batch || nz !== this.config.zSize) {
+        throw new VncaError(fn, 'options.noise', `must be a float32 tensor of shape [${batch}, ${this.config.zSize}], but got ${describe(options.noise)}.`);
+      }
+    }
+  }
+
+  /** Loss terms and gradients of a batch (the pooled part starting from `initial`). @internal */
+  private gradientsOf(
+    images: tf.Tensor4D, o: { steps?: number; initial?: tf.Tensor4D; noise?: tf.Tensor2D; seed?: number },
+  ): Gradients & { state: tf.Tensor4D } {
+    if (tf.getBackend() === 'wasm') enableWasmTraining();
+    const vars = this.trainableVariables;
+    let parts: { reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D } | null = null;
+    let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
+    try {
+      result = tf.variableGrads(() => {
+        const t = this.elboTerms(images, o.steps, o.initial, { noise: o.noise, seed: o.seed });
+        parts = { reconstruction: tf.keep(t.reconstruction), kl: tf.keep(t.kl), state: tf.keep(t.state) };
+        return t.loss;
+      }, vars);
+    } catch (e) {
+      const kept = parts as { reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D } | null;
+      if (kept) tf.dispose([kept.reconstruction, kept.kl, kept.state]);
+      throw e;
+    }
+    const p = parts as unknown as { reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D };
+    const out = {
+      grads: result.grads,
+      loss: result.value.dataSync()[0]!,
+      reconstruction: p.reconstruction.dataSync()[0]!,
+      kl: p.kl.dataSync()[0]!,
+      state: p.state,
+    };
+    tf.dispose([result.value, p.reconstruction, p.kl]);
+    return out;
+  }
+
   /**
-   * One training step: maximise the ELBO of a batch (one posterior sample per image) with
-   * Adam, gradients clipped to global norm `clipNorm`. On the wasm backend the missing
-   * training kernels are registered first ({@link enableWasmTraining}).
+   * The gradients of a batch's loss (negative ELBO, one posterior sample per image, mean over
+   * the batch) with respect to every trainable variable, without applying them: the first half
+   * of {@link VNCA.trainStep}. Gradients of parts of a batch, weighted by their share of it,
+   * add up to the whole batch's (given the same noise: see {@link GradientOptions.noise}), which
+   * is how `ParallelVNCA` (from `vnca/node`) splits a batch across threads. Does not touch the sample pool of
+   * a pooled model (its {@link VNCA.trainStep} does). On the wasm backend the missing training
+   * kernels are registered first ({@link enableWasmTraining}).
    *
    * @param batch Images `[batch, imageSize, imageSize, imageChannels]` in [0, 1] (binary for 'bernoulli').
+   * @param options The step's randomness: `seed` or `noise` of the posterior sample, `steps` of a fixed model.
+   * @returns The gradients (keyed by variable name; the caller disposes them) and the loss terms.
+   */
+  computeGradients(batch: tf.Tensor4D, options: GradientOptions = {}): Gradients {
+    const fn = 'VNCA.computeGradients';
+    this.check(fn);
+    this.checkImages(batch, fn, 'batch');
+    this.checkGradientOptions(options, batch.shape[0], fn);
+    const g = this.gradientsOf(batch, {
+      steps: options.steps ?? this.nextRolloutSteps(), noise: options.noise, seed: options.seed,
+    });
+    g.state.dispose();
+    return { grads: g.grads, loss: g.loss, reconstruction: g.reconstruction, kl: g.kl };
+  }
+
+  /**
+   * Applies gradients with the model's Adam optimizer (created on first use, learning rate
+   * `learningRate`), after clipping them to global norm `clipNorm`: the second half of
+   * {@link VNCA.trainStep}.
+   *
+   * @param grads A gradient for every trainable variable, keyed by `variable.name` and of its
+   *   shape, as {@link VNCA.computeGradients} returns them (not disposed).
+   * @returns The global gradient norm before clipping.
+   */
+  applyGradients(grads: tf.NamedTensorMap): number {
+    const fn = 'VNCA.applyGradients';
+    this.check(fn);
+    if (typeof grads !== 'object' || grads === null) {
+      throw new VncaError(fn, 'grads', `must be a name → tensor map, but got ${describe(grads)}.`);
+    }
+    const vars = this.trainableVariables;
+    const names = new Set(vars.map((v) => v.name));
+    const unknown = Object.keys(grads).filter((k) => !names.has(k));
+    if (unknown.length) throw new VncaError(fn, 'grads', `hold names that are not trainable variables of this model: ${unknown.join(', ')}.`);
+    for (const v of vars) {
+      const g = grads[v.name];
+      assertTensor(g, fn, `grads['${v.name}']`);
+      if (!tf.util.arraysEqual(g.shape, v.shape)) {
+        throw new VncaError(fn, `grads['${v.name}']`, `must have shape [${v.shape.join(', ')}], but got [${g.shape.join(', ')}].`);
+      }
+    }
+    return this.applyChecked(grads);
+  }
+
+  private applyChecked(grads: tf.NamedTensorMap): number {
+    const c = this.config;
+    this.optimizer ??= tf.train.adam(c.learningRate);
+    const clipped = c.clipNorm > 0 ? clipByGlobalNorm(grads, c.clipNorm) : null;
+    const gradNorm = clipped ? clipped.norm : globalNorm(grads);
+    try {
+      this.optimizer.applyGradients(clipped ? clipped.grads : grads);
+    } finally {
+      if (clipped) tf.dispose(Object.values(clipped.grads));
+    }
+    return gradNorm;
+  }
+
+  /**
+   * One training step: maximise the ELBO of a batch (one posterior sample per image) with
+   * Adam, gradients clipped to global norm `clipNorm`: {@link VNCA.computeGradients} then
+   * {@link VNCA.applyGradients}, with the sample pool of a pooled model drawn from and updated.
+   * On the wasm backend the missing training kernels are registered first ({@link enableWasmTraining}).
+   *
+   * @param batch Images `[batch, imageSize, imageSize, imageChannels]` in [0, 1] (binary for 'bernoulli').
+   * @param options The step's randomness (default: fresh): `seed` or `noise` of the posterior
+   *   sample, `steps` of a fixed model.
    * @returns Plain numbers: loss (negative ELBO), reconstruction, KL, gradient norm.
    */
-  trainStep(batch: tf.Tensor4D): TrainStepResult {
+  trainStep(batch: tf.Tensor4D, options: GradientOptions = {}): TrainStepResult {
     const fn = 'VNCA.trainStep';
     this.check(fn);
     this.checkImages(batch, fn, 'batch');
-    if (tf.getBackend() === 'wasm') enableWasmTraining();
+    this.checkGradientOptions(options, batch.shape[0], fn);
     const c = this.config;
-    this.optimizer ??= tf.train.adam(c.learningRate);
-    const vars = this.trainableVariables;
-    const steps = c.growth === 'fixed'
-      ? c.stepsRange[0] + Math.floor(this.rng() * (c.stepsRange[1] - c.stepsRange[0] + 1))
-      : undefined;
+    const steps = options.steps ?? this.nextRolloutSteps();
     const usePool = c.growth === 'fixed' && c.poolSize > 0;
     const pooled = usePool ? this.drawFromPool(batch) : null;
     const images = pooled ? pooled.images : batch;
-    let parts: { reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D } | null = null;
-    const { value, grads } = tf.variableGrads(() => {
-      const t = this.elboTerms(images, steps, pooled?.initial);
-      parts = { reconstruction: tf.keep(t.reconstruction), kl: tf.keep(t.kl), state: tf.keep(t.state) };
-      return t.loss;
-    }, vars);
-    const p = parts as unknown as { reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D };
-    if (usePool) this.updatePool(p.state, images, pooled?.drawn ?? null);
-    if (pooled) tf.dispose([pooled.images, pooled.initial, pooled.drawn.states, pooled.drawn.payload!]);
-    const clipped = c.clipNorm > 0 ? clipByGlobalNorm(grads, c.clipNorm) : null;
-    const gradNorm = clipped ? clipped.norm : globalNorm(grads);
-    this.optimizer.applyGradients(clipped ? clipped.grads : grads);
-    const result: TrainStepResult = {
-      loss: value.dataSync()[0]!,
-      reconstruction: p.reconstruction.dataSync()[0]!,
-      kl: p.kl.dataSync()[0]!,
-      gradNorm,
-    };
-    tf.dispose([value, p.reconstruction, p.kl, p.state, ...Object.values(grads), ...Object.values(clipped?.grads ?? {})]);
-    return result;
+    let g: (Gradients & { state: tf.Tensor4D }) | null = null;
+    try {
+      g = this.gradientsOf(images, { steps, initial: pooled?.initial, noise: options.noise, seed: options.seed });
+      if (usePool) this.updatePool(g.state, images, pooled?.drawn ?? null);
+      const gradNorm = this.applyChecked(g.grads);
+      return { loss: g.loss, reconstruction: g.reconstruction, kl: g.kl, gradNorm };
+    } finally {
+      if (pooled) tf.dispose([pooled.images, pooled.initial, pooled.drawn.states, pooled.drawn.payload!]);
+      if (g) tf.dispose([g.state, ...Object.values(g.grads)]);
+    }
   }
 
   /**
