@@ -18,6 +18,8 @@ export interface TimedJob {
   backend: string;
   /** wasm only: start the backend's multi-threaded build with this many threads (experiment, see wasmThreads.ts). */
   threads?: number;
+  /** Run the calls through `ParallelVNCA` (vnca/node) with this many worker threads besides the main one. */
+  workers?: number;
   model: ModelSpec;
   batch: number;
   runs: number;

@@ -30,6 +30,8 @@ export interface RowResult {
   backend: string;
   /** Threads of the experimental multi-threaded wasm build; absent for the normal backend. */
   threads?: number;
+  /** ParallelVNCA's worker threads besides the main one; absent for the model's own methods. */
+  workers?: number;
   kind: 'train' | 'generate';
   batch: number;
   runs: number;
@@ -69,7 +71,7 @@ export interface Report {
     loadAvgStart: number[];
     loadAvgEnd: number[];
   };
-  settings: { runs: number; slowRuns: number; sections: string[]; wasmThreads?: number };
+  settings: { runs: number; slowRuns: number; sections: string[]; wasmThreads?: number; workers?: number };
   /** Earlier runs whose sections were kept by `--merge`. */
   merged?: { started: string; finished: string; sections: string[] }[];
   rows: RowResult[];
@@ -106,8 +108,8 @@ const fmtMs = (ms: number | undefined): string => {
 };
 const f1 = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const pct = (part: number, whole: number): string => `${((100 * part) / whole).toFixed(1)}%`;
-const backendName = (row: { backend: string; threads?: number }): string =>
-  `${row.backend}${row.threads ? `, ${row.threads} threads (experiment)` : ''}`;
+const backendName = (row: { backend: string; threads?: number; workers?: number }): string =>
+  `${row.backend}${row.threads ? `, ${row.threads} threads (experiment)` : ''}${row.workers ? `, ParallelVNCA (${row.workers + 1} threads)` : ''}`;
 
 function modelDescription(name: string, options: VNCAOptions): string {
   const entries = Object.entries(options);
@@ -147,7 +149,7 @@ function mainTable(r: Report): string {
   // The paper's model on tfjs-backend-cpu is not run: estimate it from the small model's rate.
   for (const kind of ['train', 'generate'] as const) {
     const small = r.rows.find((x) => x.backend === 'cpu' && x.kind === kind && x.medianMs !== undefined);
-    const paper = r.rows.filter((x) => x.backend === 'wasm' && !x.threads && x.model === 'paper' && x.kind === kind);
+    const paper = r.rows.filter((x) => x.backend === 'wasm' && !x.threads && !x.workers && x.model === 'paper' && x.kind === kind);
     if (!small || paper.length === 0) continue;
     const rate = gflops(small.macs, small.medianMs!);
     for (const p of paper) {
@@ -220,7 +222,7 @@ function checkpointSection(r: Report): string {
     '',
     table(['stepsPerDoubling', 'rollout steps', 'peak, checkpoint false, MiB', 'peak, checkpoint true, MiB', 'saved', 'CPU ms, false', 'CPU ms, true', 'recompute cost'], rows),
   ];
-  const paper32 = r.rows.find((x) => x.model === 'paper' && x.backend === 'wasm' && !x.threads && x.kind === 'train' && x.batch === 32);
+  const paper32 = r.rows.find((x) => x.model === 'paper' && x.backend === 'wasm' && !x.threads && !x.workers && x.kind === 'train' && x.batch === 32);
   if (paper32 || r.noCheckpoint) lines.push('', '### The paper\'s model at batch 32 on wasm', '');
   if (paper32?.memory) {
     lines.push(`- checkpoint 'auto' (the default; it checkpoints this rollout): one \`trainStep\` took ${fmtMs(paper32.medianMs)}; peak tensors ${mib(paper32.memory.peakBytes)} MiB, ` +
@@ -322,7 +324,11 @@ export function renderReport(r: Report): string {
         '`bench/wasmThreads.ts` starts it through work-arounds the library does not have. They show what threads would buy, not what users get today.',
       '',
     ] : []),
-
+    ...(r.rows.some((x) => x.workers) ? [
+      'Rows marked "ParallelVNCA" run the same calls through `ParallelVNCA` (`vnca/node`, see [parallel.md](parallel.md)): the batch split over the main ' +
+        'thread and worker threads, each with its own wasm backend, gradients combined once per step. Their memory columns are the main thread\'s only.',
+      '',
+    ] : []),
     mainTable(r),
     '',
     '### CPU time',

@@ -36,8 +36,10 @@ const HELP = `npm run bench -- [options]
   --no-peer            skip the PyTorch columns
   --python PATH        interpreter for the peer (default /usr/bin/python3)
   --threads N          PyTorch threads (default 2, the cores tfjs is compared against)
+  --workers N          also time the wasm rows through ParallelVNCA (vnca/node) with N worker threads
+                       besides the main one (default 1; 0: off)
   --wasm-threads N     also time the wasm rows of the paper model with the backend's multi-threaded
-                       build started by a work-around (experiment, bench/wasmThreads.ts); 0: off (default 2)
+                       build started by a work-around (experiment, bench/wasmThreads.ts; default 0: off)
   --out NAME           results file name in bench/results (default latest, quick: quick)
   --merge              keep the other sections of the existing results file (rerun a part only)
   --render             run nothing: rewrite docs/performance.md from the existing results file
@@ -53,6 +55,7 @@ interface Options {
   python: string;
   threads: number;
   wasmThreads: number;
+  workers: number;
   out: string;
   merge: boolean;
   render: boolean;
@@ -70,6 +73,7 @@ function options(): Options {
       python: { type: 'string', default: '/usr/bin/python3' },
       threads: { type: 'string', default: '2' },
       'wasm-threads': { type: 'string' },
+      workers: { type: 'string' },
       out: { type: 'string' },
       merge: { type: 'boolean', default: false },
       render: { type: 'boolean', default: false },
@@ -100,7 +104,8 @@ function options(): Options {
     peer: !values['no-peer'],
     python: values.python ?? '/usr/bin/python3',
     threads: int(values.threads, 2, 'threads'),
-    wasmThreads: values['wasm-threads'] === '0' ? 0 : int(values['wasm-threads'], 2, 'wasm-threads'),
+    wasmThreads: values['wasm-threads'] === '0' ? 0 : int(values['wasm-threads'], 0, 'wasm-threads'),
+    workers: values.workers === '0' ? 0 : int(values.workers, 1, 'workers'),
     out: values.out ?? (quick ? 'quick' : 'latest'),
     merge: values.merge ?? false,
     render: values.render ?? false,
@@ -205,6 +210,8 @@ interface RowPlan {
   backend: string;
   /** wasm: threads of the experimental multi-threaded build (absent: the normal single-threaded backend). */
   threads?: number;
+  /** ParallelVNCA: worker threads besides the main one (absent: the model's own methods). */
+  workers?: number;
   kind: 'train' | 'generate';
   batch: number;
   runs: number;
@@ -215,7 +222,7 @@ interface RowPlan {
 
 function mainRows(o: Options): RowPlan[] {
   const row = (model: ModelSpec, backend: string, kind: 'train' | 'generate', batch: number, slow: boolean, extra: Partial<RowPlan> = {}): RowPlan => ({
-    id: `${model.name}/${backend}${extra.threads ? `-${extra.threads}threads` : ''}/${kind}/b${batch}`,
+    id: `${model.name}/${backend}${extra.threads ? `-${extra.threads}threads` : ''}${extra.workers ? `-parallel${extra.workers}` : ''}/${kind}/b${batch}`,
     model, backend, kind, batch,
     runs: slow ? Math.min(o.slowRuns, o.runs) : o.runs,
     warmupBatch: slow ? 1 : batch,
@@ -230,24 +237,30 @@ function mainRows(o: Options): RowPlan[] {
       row(TINY, 'cpu', 'train', 2, false),
       row(TINY, 'cpu', 'generate', 2, false),
       ...(o.wasmThreads > 1 ? [row(TINY, 'wasm', 'generate', 2, false, { threads: o.wasmThreads })] : []),
+      ...(o.workers > 0 ? [row(TINY, 'wasm', 'train', 2, false, { workers: o.workers }), row(TINY, 'wasm', 'generate', 2, false, { workers: o.workers })] : []),
     ];
   }
   // The threaded variants run right after their baseline, so that both see about the same
   // machine load; the rows are shown in this order too.
   const main = o.sections.has('main');
   const threads = main && o.wasmThreads > 1 ? o.wasmThreads : 0;
+  const workers = main ? o.workers : 0;
   const rows: RowPlan[] = [];
   if (main || o.sections.has('profile')) {
     rows.push(row(PAPER, 'wasm', 'train', 4, false, { runs: Math.min(o.runs, 3), profile: o.sections.has('profile') }));
   }
+  if (workers) rows.push(row(PAPER, 'wasm', 'train', 4, false, { workers, runs: Math.min(o.runs, 3) }));
   if (threads) rows.push(row(PAPER, 'wasm', 'train', 4, false, { threads, runs: Math.min(o.runs, 3) }));
   if (main) rows.push(row(PAPER, 'wasm', 'generate', 4, false, { runs: Math.min(o.runs, 3) }));
+  if (workers) rows.push(row(PAPER, 'wasm', 'generate', 4, false, { workers, runs: Math.min(o.runs, 3) }));
   if (threads) rows.push(row(PAPER, 'wasm', 'generate', 4, false, { threads, runs: Math.min(o.runs, 3) }));
   if (main) rows.push(row(SMALL, 'wasm', 'train', 8, false));
+  if (workers) rows.push(row(SMALL, 'wasm', 'train', 8, false, { workers }));
   if (threads) rows.push(row(SMALL, 'wasm', 'train', 8, false, { threads }));
+  if (main) rows.push(row(SMALL, 'wasm', 'generate', 8, false));
+  if (workers) rows.push(row(SMALL, 'wasm', 'generate', 8, false, { workers }));
   if (main) {
     rows.push(
-      row(SMALL, 'wasm', 'generate', 8, false),
       row(PAPER, 'wasm', 'train', 32, true),
       row(PAPER, 'wasm', 'generate', 32, true),
       row(SMALL, 'cpu', 'train', 8, true),
@@ -263,6 +276,7 @@ async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache
     warmupBatch: plan.warmupBatch, memoryProbe: true, profile: plan.profile,
   };
   if (plan.threads) job.threads = plan.threads;
+  if (plan.workers) job.workers = plan.workers;
   log(`${plan.id}: ${plan.runs} run(s) after a warm-up at batch ${plan.warmupBatch}`);
   const s = await ours(job, plan.timeoutMs);
   const r = s.result as TimedResult | undefined;
@@ -276,6 +290,7 @@ async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache
     batch: plan.batch, runs: plan.runs, warmupBatch: plan.warmupBatch, macs, wallMs: s.wallMs,
   };
   if (plan.threads) row.threads = plan.threads;
+  if (plan.workers) row.workers = plan.workers;
   if (r && !r.error) {
     row.ms = r.ms;
     row.medianMs = median(r.ms);
@@ -343,7 +358,7 @@ async function main(): Promise<void> {
       loadAvgStart: load0,
       loadAvgEnd: [],
     },
-    settings: { runs: o.runs, slowRuns: o.slowRuns, sections: [...o.sections], wasmThreads: o.wasmThreads },
+    settings: { runs: o.runs, slowRuns: o.slowRuns, sections: [...o.sections], wasmThreads: o.wasmThreads, workers: o.workers },
     rows: [],
   };
   const peerCache = new Map<string, PeerResult>();

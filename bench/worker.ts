@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { VNCA, enableWasmTraining } from '../src/index.js';
+import { ParallelVNCA } from '../src/node.js';
 import { KernelProbe, type Phase } from './probe.js';
 import { micro } from './micro.js';
 import { startThreadedWasm } from './wasmThreads.js';
@@ -92,22 +93,25 @@ async function timed(job: TimedJob): Promise<TimedResult> {
   const model = new VNCA(job.model.options);
   const c = model.config;
   const batch = job.kind === 'train' ? binaryImages(job.batch, c.imageSize, c.imageChannels, 1) : null;
-  const once = (n: number, seed: number): number | undefined => {
+  // ParallelVNCA rows: the same calls, split over the main thread and `workers` worker threads.
+  const par = job.workers ? await ParallelVNCA.create(model, { workers: job.workers }) : null;
+  const trainStep = async (x: tf.Tensor4D) => (par ? await par.trainStep(x) : model.trainStep(x)).loss;
+  const once = async (n: number, seed: number): Promise<number | undefined> => {
     if (job.kind === 'train') {
-      if (n === job.batch) return model.trainStep(batch!).loss;
+      if (n === job.batch) return trainStep(batch!);
       const small = binaryImages(n, c.imageSize, c.imageChannels, seed);
       try {
-        return model.trainStep(small).loss;
+        return await trainStep(small);
       } finally {
         small.dispose();
       }
     }
-    const x = model.sample(n, { seed });
+    const x = par ? await par.sample(n, { seed }) : model.sample(n, { seed });
     x.dataSync();
     x.dispose();
     return undefined;
   };
-  if (job.warmupBatch > 0) once(job.warmupBatch, 7);
+  if (job.warmupBatch > 0) await once(job.warmupBatch, 7);
 
   const probe = new KernelProbe(job.backend, { memory: true });
   if (job.memoryProbe) probe.install();
@@ -123,7 +127,7 @@ async function timed(job: TimedJob): Promise<TimedResult> {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     try {
-      loss = once(job.batch, 100 + i);
+      loss = await once(job.batch, 100 + i);
     } catch (e) {
       // Out of memory (the wasm heap stops at 4 GiB) and the like: report how far it got.
       const failedAfterMs = performance.now() - t0;
@@ -152,7 +156,7 @@ async function timed(job: TimedJob): Promise<TimedResult> {
     prof.reset();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    once(job.batch, 999);
+    await once(job.batch, 999);
     const totalMs = performance.now() - t0;
     const totalCpuMs = cpuSince(cpu0);
     prof.uninstall();
@@ -162,6 +166,7 @@ async function timed(job: TimedJob): Promise<TimedResult> {
     };
     log(`profiled run: ${totalMs.toFixed(0)} ms (CPU ${totalCpuMs.toFixed(0)} ms), ${rows.length} kernel rows`);
   }
+  await par?.dispose();
   batch?.dispose();
   model.dispose();
   return result;
