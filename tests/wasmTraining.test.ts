@@ -227,6 +227,9 @@ const FAST_CASES: FastCase[] = [
   { label: '2x2 same (uneven padding)', x: [1, 6, 6, 2], filter: [2, 2, 2, 3], options: {} },
   { label: '3x3 pad 2 with relu', x: [1, 6, 6, 2], filter: [3, 3, 2, 3], options: { pad: 2, activation: 'relu' } },
   { label: '1x1 stride 2', x: [2, 6, 6, 3], filter: [1, 1, 3, 2], options: { strides: 2 } },
+  // Large enough for the two-pass transposes of the gradients (rows a multiple of 16, >= 64; >= 16 channels).
+  { label: '1x1 with elu, two-pass transpose', x: [2, 8, 8, 16], filter: [1, 1, 16, 8], options: { activation: 'elu' } },
+  { label: '3x3 same, two-pass transpose', x: [2, 6, 6, 16], filter: [3, 3, 16, 8], options: {} },
   { label: '5x5 stride 2 pad 2 with elu (the encoder)', x: [2, 8, 8, 3], filter: [5, 5, 3, 4], options: { strides: 2, pad: 2, activation: 'elu' } },
 ];
 

@@ -129,6 +129,31 @@ function dilateRows(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
 }
 
 /**
+ * `tf.transpose` of a matrix `[r, c]`, in two cache-friendly passes when `r` is a multiple of
+ * 16: `[r / 16, 16, c]` → `[r / 16, c, 16]` (small transposes) → `[c, r / 16, 16]` (moves of 16
+ * contiguous floats). The backends' transpose reads the input with a stride of `c` floats
+ * throughout, which on wasm costs 9.5 ms for `[4096, 256]` against 1.0 ms this way (112 ms
+ * against 12 ms for `[32768, 256]`). Exact: it only moves values.
+ */
+function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
+  const [r, c] = x.shape;
+  const block = 16;
+  if (r % block !== 0 || r < 4 * block || c < block) return tf.transpose(x);
+  const a = tf.transpose(tf.reshape(x, [r / block, block, c]), [0, 2, 1]); // [r/16, c, 16]
+  return tf.reshape(tf.transpose(a, [1, 0, 2]), [c, r]);
+}
+
+/**
+ * `x` `[b, h, w, c]` as `[c, h, w, b]` (`tf.transpose(x, [3, 1, 2, 0])`), through
+ * {@link transpose2d}: `[b * h * w, c]` → `[c, b, h * w]` → `[c, h * w, b]`.
+ */
+function channelsFirst(x: tf.Tensor4D): tf.Tensor4D {
+  const [b, h, w, c] = x.shape;
+  const t = tf.reshape(transpose2d(tf.reshape(x, [b * h * w, c]) as tf.Tensor2D), [c, b, h * w]);
+  return tf.reshape(b === 1 ? t : tf.transpose(t, [0, 2, 1]), [c, h, w, b]);
+}
+
+/**
  * `Conv2DBackpropFilter`: the gradient of `conv2d(x, filter)` with respect to `filter`.
  * `x` `[b, h, w, inChannels]`, `dy` `[b, outHeight, outWidth, outChannels]`, result
  * `filterShape` `[fh, fw, inChannels, outChannels]`:
@@ -167,7 +192,7 @@ function filterGradByConv(x: tf.Tensor4D, dy: tf.Tensor4D, info: tf.backend_util
   const bottom = fh + (oh - 1) * sh - info.inHeight - top;
   const right = fw + (ow - 1) * sw - info.inWidth - left;
   const xPadded = padOrCrop(x, top, bottom, left, right);
-  const xT = tf.transpose(xPadded, [3, 1, 2, 0]) as tf.Tensor4D; // [ci, hp, wp, b]
+  const xT = channelsFirst(xPadded); // [ci, hp, wp, b]
   const dyF = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [oh, ow, b, co]
   const out = tf.conv2d(xT, dyF, 1, 'valid', 'NHWC', [sh, sw]); // [ci, fh, fw, co]
   return tf.transpose(out, [1, 2, 0, 3]);
@@ -385,7 +410,7 @@ export function convBackward(
       const rows = b * h * w;
       const dz2 = tf.reshape(dz, [rows, co]) as tf.Tensor2D;
       dx = tf.reshape(tf.matMul(dz2, tf.transpose(tf.reshape(filter, [ci, co]))), x.shape);
-      df = tf.reshape(tf.matMul(tf.transpose(tf.reshape(x, [rows, ci])), dz2), filter.shape);
+      df = tf.reshape(tf.matMul(transpose2d(tf.reshape(x, [rows, ci]) as tf.Tensor2D), dz2), filter.shape);
     } else {
       dx = inputGradByConv(dz, filter, plan.info);
       df = filterGradByConv(x, dz, plan.info);
