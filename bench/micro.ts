@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fastConv2d } from '../src/index.js';
+import { transpose2d } from '../src/backend/wasmTraining.js';
 import type { MicroJob, MicroResult, MicroRow } from './jobs.js';
 
 function median(xs: number[]): number {
@@ -106,6 +107,7 @@ export function micro(job: MicroJob): MicroResult {
     log({ group: bwd, name: 'dW: matMul(x, dz, transposeA)', shape, ...time(() => tf.matMul(x2, dz, true, false), runs), macs: m1 });
     log({ group: bwd, name: 'dW: matMul(transpose(x), dz)', shape, ...time(() => tf.matMul(tf.transpose(x2), dz), runs), macs: m1 });
     log({ group: bwd, name: 'transpose(x) alone', shape, ...time(() => tf.transpose(x2), runs), macs: 0 });
+    log({ group: bwd, name: 'transpose(x) in two cache-friendly passes (library)', shape, ...time(() => transpose2d(x2), runs), macs: 0 });
     const ones = tf.ones([1, rowsN]) as tf.Tensor2D;
     log({ group: bwd, name: 'bias gradient: tf.sum(dz, [0, 1, 2])', shape, ...time(() => tf.sum(dz4, [0, 1, 2]), runs), macs: 0 });
     log({ group: bwd, name: 'bias gradient: matMul(ones [1, rows], dz)', shape, ...time(() => tf.matMul(ones, dz), runs), macs: 0 });

@@ -58,7 +58,7 @@ if (startStep >= opts.steps) {
 } else {
   const start = performance.now();
   const last = await train({
-    model, data, startStep, steps: opts.steps, batchSize, seed, checkpointDir, checkpointEvery: opts.checkpointEvery,
+    model, data, startStep, steps: opts.steps, batchSize, seed, checkpointDir, checkpointEvery: opts.checkpointEvery, workers: opts.workers,
   });
   console.log(`trained steps ${startStep + 1}-${opts.steps} in ${since(start)}; last ${last.steps} steps: `
     + `loss ${last.loss.toFixed(1)} nats, KL ${last.kl.toFixed(1)} nats; checkpoint in ${checkpointDir}/`);

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { VNCA, mulberry32, type UpdateRuleClass } from '../src/index.js';
-import { datasetToTensor, fileSystem, sampleBatch, savePngGrid, writeFileAtomic, type ImageDataset } from '../src/node.js';
+import { ParallelVNCA, datasetToTensor, fileSystem, sampleBatch, savePngGrid, writeFileAtomic, type ImageDataset } from '../src/node.js';
 
 // --- Command-line parsing ---------------------------------------------------------------
 
@@ -296,11 +296,12 @@ export interface TrainingFlags {
   seed: number;
   out: string;
   backend: BackendName;
+  workers: number;
 }
 
 /**
  * Adds the flags of the training examples: --steps, --batch, model sizes, --lr,
- * --checkpoint-every, --resume, --seed, --out, --backend.
+ * --checkpoint-every, --resume, --seed, --out, --backend, --workers.
  */
 export function trainingOptions(program: Command, defaults: { steps: number; out: string }): Command {
   return backendOption(program
@@ -314,6 +315,7 @@ export function trainingOptions(program: Command, defaults: { steps: number; out
     .option('--checkpoint-every <n>', 'steps between checkpoints', positiveInt, 50)
     .option('--resume', 'continue from <out>/checkpoint if it exists')
     .option('--seed <n>', 'seed of the batch sampler', int, 0)
+    .option('--workers <n>', 'worker threads besides the main one, each training a share of every batch (ParallelVNCA; 1 uses a second core)', int, 0)
     .option('--out <dir>', 'output folder', defaults.out));
 }
 
@@ -377,6 +379,8 @@ export interface TrainOptions {
   checkpointDir: string;
   /** Steps between checkpoints (and one at the end). */
   checkpointEvery: number;
+  /** Worker threads besides the main one ({@link ParallelVNCA}); 0: train on the main thread only. */
+  workers?: number;
 }
 
 /** Reads `progress.json` of a checkpoint folder, or undefined when there is none. */
@@ -399,6 +403,8 @@ export function readCheckpointProgress(dir: string): CheckpointProgress | undefi
  * @returns The mean loss and KL of the last (up to 10) steps, and how many steps that is.
  */
 export async function train(o: TrainOptions): Promise<{ loss: number; kl: number; steps: number }> {
+  // With --workers, every batch is split over the main thread and the workers (same maths).
+  const par = o.workers ? await ParallelVNCA.create(o.model, { workers: o.workers }) : null;
   const bar = progress('training', o.steps, o.startStep, ['loss', 'KL']);
   let sum = 0;
   let count = 0;
@@ -406,7 +412,7 @@ export async function train(o: TrainOptions): Promise<{ loss: number; kl: number
   const mean = (key: 'loss' | 'kl') => recent.reduce((a, v) => a + v[key], 0) / recent.length;
   for (let step = o.startStep + 1; step <= o.steps; step++) {
     const batch = sampleBatch(o.data, o.batchSize, mulberry32(o.seed * 1_000_003 + step));
-    const r = o.model.trainStep(batch);
+    const r = par ? await par.trainStep(batch) : o.model.trainStep(batch);
     batch.dispose();
     // The display shows the mean of the last 10 steps; the checkpoint records the interval's mean.
     recent.push({ loss: r.loss, kl: r.kl });
@@ -425,5 +431,6 @@ export async function train(o: TrainOptions): Promise<{ loss: number; kl: number
     }
   }
   bar.stop();
+  await par?.dispose();
   return { loss: mean('loss'), kl: mean('kl'), steps: recent.length };
 }

@@ -101,7 +101,7 @@ describe('examples', () => {
     expect(existsSync(join(out, 'checkpoint', 'model.json'))).toBe(true);
     expectPng(join(out, 'samples.png'), gridSize(8, 2, 3));
     expectPng(join(out, 'reconstructions.png'), gridSize(8, 2, 3));
-    const stdout = runOk('02-train-mnist.ts', ['--steps', '3', '--resume', ...tiny]);
+    const stdout = runOk('02-train-mnist.ts', ['--steps', '3', '--resume', '--workers', '1', ...tiny]); // resumed on two threads
     expect(stdout).toMatch(/resuming .* at step 2/);
     expect(stdout).toMatch(/trained steps 3-3/);
     expect(progress().step).toBe(3);

@@ -8,8 +8,9 @@ import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, expectClose, useBackend } from './helpers/backends.js';
-import { VNCA, UpdateRule, type VNCAOptions } from '../src/index.js';
+import { VNCA, type VNCAOptions } from '../src/index.js';
 import { ParallelVNCA } from '../src/node.js';
+import { OneByOne } from './helpers/rules.js';
 
 /** A tiny doubling model: 8x8 images grown from 2x2 in 2 doublings. */
 const TINY: VNCAOptions = {
@@ -22,17 +23,6 @@ const TINY_FIXED: VNCAOptions = {
   encoderChannels: [4, 8], imageSize: 8, stepsRange: [2, 4],
 };
 
-/** Test-only custom rule: one 1x1 convolution. */
-class OneByOne extends UpdateRule {
-  static override className = 'test.ParallelOneByOne';
-  private kernel!: tf.Variable;
-  override build(): void {
-    this.kernel = this.addWeight('kernel', [1, 1, this.channels, this.channels], 'float32', { apply: (s: number[]) => tf.randomNormal(s, 0, 0.1, 'float32', 5) } as never).read() as tf.Variable;
-  }
-  override delta(state: tf.Tensor4D): tf.Tensor4D {
-    return tf.conv2d(state, this.kernel as tf.Tensor4D, 1, 'same');
-  }
-}
 
 /** Binary images [n, 8, 8, 1]. */
 function batchOf(n: number, seed: number): tf.Tensor4D {
@@ -233,7 +223,7 @@ describe('ParallelVNCA errors and lifetime', () => {
 
   it('rejects models a worker cannot rebuild, and bad options', async () => {
     const custom = new VNCA({ ...TINY, updateRule: new OneByOne({ channels: 8 }) });
-    await expect(ParallelVNCA.create(custom, { workers: 1 })).rejects.toThrowError(/Error in ParallelVNCA.create: model.rule is a custom update rule \('test.ParallelOneByOne'\) that a worker thread cannot rebuild/);
+    await expect(ParallelVNCA.create(custom, { workers: 1 })).rejects.toThrowError(/Error in ParallelVNCA.create: model.rule is a custom update rule \('test.OneByOne'\) that a worker thread cannot rebuild/);
     custom.dispose();
     const pooled = new VNCA({ ...TINY_FIXED, poolSize: 4, damageSize: 2 });
     await expect(ParallelVNCA.create(pooled, { workers: 1 })).rejects.toThrowError(/Error in ParallelVNCA.create: model trains with a sample pool \(poolSize 4\), whose states live on the main thread/);

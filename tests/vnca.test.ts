@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, expectClose, useBackend } from './helpers/backends.js';
-import { VNCA, UpdateRule, clipByGlobalNorm, VncaError, parseSafetensors, writeSafetensors, type VNCAOptions } from '../src/index.js';
+import { VNCA, clipByGlobalNorm, VncaError, parseSafetensors, writeSafetensors, type VNCAOptions } from '../src/index.js';
 import { fileSystem, loadMnistDigits, datasetToTensor } from '../src/node.js';
+import { OneByOne } from './helpers/rules.js';
 
 /** A tiny doubling model: 8x8 images grown from 2x2 in 2 doublings. */
 const TINY: VNCAOptions = {
@@ -18,17 +19,6 @@ const fixture = JSON.parse(readFileSync(new URL('./fixtures/vnca-tiny.expected.j
 };
 const fixtureBytes = readFileSync(new URL('./fixtures/vnca-tiny.safetensors', import.meta.url));
 
-/** Test-only custom rule: one 1x1 convolution. */
-class OneByOne extends UpdateRule {
-  static override className = 'test.OneByOne';
-  private kernel!: tf.Variable;
-  override build(): void {
-    this.kernel = this.addWeight('kernel', [1, 1, this.channels, this.channels], 'float32', { apply: (s: number[]) => tf.randomNormal(s, 0, 0.1, 'float32', 5) } as never).read() as tf.Variable;
-  }
-  override delta(state: tf.Tensor4D): tf.Tensor4D {
-    return tf.conv2d(state, this.kernel as tf.Tensor4D, 1, 'same');
-  }
-}
 
 describe('VNCA defaults', () => {
   beforeAll(() => useBackend('cpu'));

@@ -133,9 +133,9 @@ function dilateRows(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
  * 16: `[r / 16, 16, c]` → `[r / 16, c, 16]` (small transposes) → `[c, r / 16, 16]` (moves of 16
  * contiguous floats). The backends' transpose reads the input with a stride of `c` floats
  * throughout, which on wasm costs 9.5 ms for `[4096, 256]` against 1.0 ms this way (112 ms
- * against 12 ms for `[32768, 256]`). Exact: it only moves values.
+ * against 12 ms for `[32768, 256]`). Exact: it only moves values. @internal
  */
-function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
+export function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
   const [r, c] = x.shape;
   const block = 16;
   if (r % block !== 0 || r < 4 * block || c < block) return tf.transpose(x);
