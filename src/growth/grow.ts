@@ -69,17 +69,17 @@ export interface RunOptions extends StepOptions {
   checkpoint?: boolean | number | 'auto';
   /**
    * With `checkpoint: 'auto'`: the estimated bytes of stored activations above which the
-   * rollout is checkpointed. Default 2^30 (1 GiB). Checkpointing costs about a fifth of a
-   * training step (the paper's model: 15.2 s against 12.2 s at batch 4 on wasm) and saves
-   * most of the memory (1.5 GiB of wasm heap against 0.7 GiB at batch 4; batch 32 only fits
-   * in wasm's 4 GiB with it).
+   * rollout is checkpointed. Default 2^30 (1 GiB): the paper's model is checkpointed from
+   * batch 8 on (about 139 MiB per sample). Checkpointing costs about a fifth of a training
+   * step (the paper's model at batch 4 on wasm: 13.5 s against 10.9 s) and saves most of the
+   * rollout's memory (its batch 32 fits in wasm's 4 GiB only with it).
    */
   checkpointBudget?: number;
   /**
    * The backward pass of a checkpointed segment recomputes and backpropagates the batch in
    * chunks of at most this many cells (batch x height x width; at least one sample per
    * chunk), so the memory of one step's backward pass is bounded by the chunk instead of
-   * the whole batch (about 120 MB per sample at 32x32 for the paper's rule). Assumes the
+   * the whole batch. Assumes the
    * rule updates each sample independently, as every rule in this library does.
    * Default 8192 (8 samples of 32x32).
    */
