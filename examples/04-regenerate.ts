@@ -75,7 +75,7 @@ const region: DamageRegion = opts.shape === 'square'
 const steps = opts.steps ?? model.config.stepsPerDoubling;
 const regrown = model.regenerate(grown, region, { steps, returnStates: true, seed: opts.seed });
 const { state } = regrown;
-const states = regrown.states!;
+const states = regrown.states;
 // states[0] is the damaged state, states[i] the state after i steps of regrowth.
 console.log(`grew ${opts.n} ${opts.source}, damaged a ${opts.shape} of ${opts.size} cells, ran ${steps} steps in ${since(start)}`);
 

@@ -136,18 +136,18 @@ const pick = (states: tf.Tensor4D[]) => states.filter((_, i) => i % every === 0 
 
 // Growth from the seed.
 const growth = nca.grow(growSteps, { returnStates: true, seed: opts.seed });
-const growthFrames = pick(growth.states!).map(frameOf);
+const growthFrames = pick(growth.states).map(frameOf);
 saveGif(join(opts.out, 'growth.gif'), growthFrames, { scale: 3, delay: 80, lastDelay: 1500 });
 
 // Regrowth: cut a circle out of the lower right of the grown pattern.
 const region = { shape: 'circle' as const, centerY: height * 0.62, centerX: width * 0.62, radius: width * 0.2 };
 const regrowth = nca.regenerate(growth.state, region, regrowSteps, { returnStates: true, seed: opts.seed + 1 });
-const regrowthFrames = [...Array(4).fill(growth.state), ...pick(regrowth.states!)].map(frameOf);
+const regrowthFrames = [...Array(4).fill(growth.state), ...pick(regrowth.states)].map(frameOf);
 saveGif(join(opts.out, 'regrowth.gif'), regrowthFrames, { scale: 3, delay: 80, lastDelay: 1500 });
 
 // target | grown | damaged | regrown (toRgb reads the RGBA channels of any state, the target too)
 const row = tf.tidy(() => tf.concat([
-  frameOf(tf.expandDims(target, 0) as tf.Tensor4D), frameOf(growth.state), frameOf(regrowth.states![0]!), frameOf(regrowth.state),
+  frameOf(tf.expandDims(target, 0) as tf.Tensor4D), frameOf(growth.state), frameOf(regrowth.states[0]!), frameOf(regrowth.state),
 ], 0) as tf.Tensor4D);
 savePngGrid(join(opts.out, 'final.png'), row, { scale: 4, cols: 4, gap: 4, background: 0.8 });
 
@@ -155,6 +155,6 @@ await nca.save(fileSystem(modelDir));
 console.log(`wrote ${join(opts.out, 'growth.gif')}, regrowth.gif, final.png and model/ (loss of the grown pattern: ${
   tf.tidy(() => nca.loss(growth.state).dataSync()[0]!).toFixed(4)})`);
 
-tf.dispose([target, row, growth.state, ...growth.states!, ...growthFrames, regrowth.state,
-  ...regrowth.states!, ...regrowthFrames]);
+tf.dispose([target, row, growth.state, ...growth.states, ...growthFrames, regrowth.state,
+  ...regrowth.states, ...regrowthFrames]);
 nca.dispose();

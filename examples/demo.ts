@@ -129,10 +129,10 @@ let regrowthFrames: tf.Tensor4D[] = [];
 await part('regrowth.png', `damage + ${c.stepsPerDoubling} steps of regrowth`, () => {
   const regrown = model.regenerate(grown.state, region, { returnStates: true, seed: opts.seed });
   // Columns: grown, damaged, then every step of regrowth.
-  regrowthFrames = [model.render(grown.state), ...regrown.states!.map((s) => model.render(s))];
+  regrowthFrames = [model.render(grown.state), ...regrown.states.map((s) => model.render(s))];
   const grid = rowsOfColumns(regrowthFrames);
   savePngGrid(join(opts.out, 'regrowth.png'), grid, { scale, cols: regrowthFrames.length });
-  tf.dispose([grid, regrown.state, ...regrown.states!]);
+  tf.dispose([grid, regrown.state, ...regrown.states]);
 });
 await part('regrowth.gif', `${regrowthFrames.length + 3} frames`, () => {
   // Hold the grown digits for a few frames before the damage.

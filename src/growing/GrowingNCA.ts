@@ -376,6 +376,8 @@ export class GrowingNCA {
    * @returns The final state `[batch, height, width, channels]` and, with `returnStates`,
    *   the seed and every state after each step; the caller owns them.
    */
+  grow(steps: number, options: GrowingRunOptions & { batch?: number; returnStates: true }): Required<GrowResult>;
+  grow(steps: number, options?: GrowingRunOptions & { batch?: number }): GrowResult;
   grow(steps: number, options: GrowingRunOptions & { batch?: number } = {}): GrowResult {
     const fn = 'GrowingNCA.grow';
     this.check(fn);
@@ -401,6 +403,8 @@ export class GrowingNCA {
    * @returns The regrown state `[batch, height, width, channels]` and, with `returnStates`,
    *   the states along the way; the caller owns them.
    */
+  regenerate(state: tf.Tensor4D, region: DamageRegion, steps: number, options: GrowingRunOptions & { returnStates: true }): Required<GrowResult>;
+  regenerate(state: tf.Tensor4D, region: DamageRegion, steps: number, options?: GrowingRunOptions): GrowResult;
   regenerate(state: tf.Tensor4D, region: DamageRegion, steps: number, options: GrowingRunOptions = {}): GrowResult {
     const fn = 'GrowingNCA.regenerate';
     this.check(fn);

@@ -958,6 +958,8 @@ export class VNCA {
    *   model), `returnStates` for every state along the way (the damaged state first), `seed`.
    * @returns The regrown state and, on request, the states along the way; the caller owns them.
    */
+  regenerate(state: tf.Tensor4D, region: DamageRegion, options: { steps?: number; returnStates: true; seed?: number }): Required<GrowResult>;
+  regenerate(state: tf.Tensor4D, region: DamageRegion, options?: { steps?: number; returnStates?: boolean; seed?: number }): GrowResult;
   regenerate(state: tf.Tensor4D, region: DamageRegion, options: { steps?: number; returnStates?: boolean; seed?: number } = {}): GrowResult {
     const fn = 'VNCA.regenerate';
     this.check(fn);
