@@ -54,8 +54,8 @@ type SampleReply = Extract<Reply, { type: 'sample' }>;
 const BUILT_IN_RULES = [ResidualUpdateRule.className, PerceptionUpdateRule.className];
 
 /**
- * Whether `x` is a VNCA: an instance of this copy of the class, or of another copy (the
- * CommonJS builds of 'vnca' and 'vnca/node' each bundle one) with the methods used here.
+ * Whether `x` is a VNCA: an instance of this copy of the class, or of another copy of the
+ * library (say, a second installed version) with the methods used here.
  */
 function isVnca(x: unknown): x is VNCA {
   if (x instanceof VNCA) return true;
@@ -196,8 +196,8 @@ export class ParallelVNCA {
     }
     if (workers === 0) return new ParallelVNCA(model, backend, []);
 
-    // By className, not identity: the CommonJS builds of 'vnca' and 'vnca/node' hold separate
-    // copies of the classes. A subclass that does not declare its own className is custom.
+    // By className, not identity (a model from another copy of the library is fine). A
+    // subclass that does not declare its own className is custom.
     const ctor = model.rule.constructor as unknown as { className?: string };
     if (!Object.hasOwn(ctor, 'className') || !BUILT_IN_RULES.includes(ctor.className!)) {
       throw new VncaError(fn, 'model.rule', `is a custom update rule ('${ctor.className ?? 'unnamed'}') that a worker thread cannot rebuild from model.config; only the built-in ResidualUpdateRule and PerceptionUpdateRule can. Use workers: 0 (or the model's own methods).`);
