@@ -82,7 +82,7 @@ function torchUniform(fanIn: number): ReturnType<typeof tfl.initializers.randomU
  * one custom gradient: under a gradient tape a call leaves one node that keeps the block
  * activations, and its backward pass frees its temporaries as soon as it ends (tfjs would
  * otherwise keep every intermediate gradient until `tf.grads` returns). Training a rollout
- * without checkpointing then needs about a third of the memory of per-op nodes.
+ * without checkpointing then needs about half the memory of per-op nodes.
  *
  * @example
  * ```ts
