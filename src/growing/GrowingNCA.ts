@@ -5,6 +5,7 @@ import {
 import { damage, type DamageRegion } from '../core/damage.js';
 import { SamplePool, damageSubset } from '../core/SamplePool.js';
 import { mulberry32 } from '../core/random.js';
+import { relativeWeightName, resolveHandler, saveArtifacts } from '../core/io.js';
 import { runSteps, type GrowResult } from '../growth/grow.js';
 import { PerceptionUpdateRule } from '../layers/PerceptionUpdateRule.js';
 import { enableWasmTraining } from '../backend/wasmTraining.js';
@@ -132,28 +133,6 @@ function checkTarget(target: unknown, fn: string): asserts target is tf.Tensor3D
   if (c !== 4 || h < 3 || w < 3) {
     throw new VncaError(fn, 'options.target', `must have shape [height, width, 4] with height and width >= 3, but got [${target.shape.join(', ')}].`);
   }
-}
-
-/** A weight's name relative to its layer: `rule_3/dense_in/kernel` -> `dense_in/kernel`. */
-function shortName(layerName: string, originalName: string): string {
-  const prefix = `${layerName}/`;
-  const at = originalName.lastIndexOf(prefix);
-  return at >= 0 ? originalName.slice(at + prefix.length) : originalName;
-}
-
-function resolveHandler(target: unknown, kind: 'save' | 'load', fn: string): tf.io.IOHandler {
-  const arg = kind === 'save' ? 'target' : 'source';
-  if (typeof target === 'string') {
-    const found = kind === 'save' ? tf.io.getSaveHandlers(target) : tf.io.getLoadHandlers(target);
-    if (found.length === 0) {
-      throw new VncaError(fn, arg, `must be a URL with a registered tfjs IO scheme or an IOHandler, but got ${describe(target)}; on Node use fileSystem(dir) from 'vnca/node'.`);
-    }
-    return found[0]!;
-  }
-  if (typeof target !== 'object' || target === null || typeof (target as tf.io.IOHandler)[kind] !== 'function') {
-    throw new VncaError(fn, arg, `must be a URL string or a tf.io.IOHandler with a ${kind}() method, but got ${describe(target)}.`);
-  }
-  return target as tf.io.IOHandler;
 }
 
 /**
@@ -467,7 +446,7 @@ export class GrowingNCA {
 
   /** Every weight by a stable name: `rule/<weight>` (e.g. `rule/dense_in/kernel`). */
   private namedWeights(): { name: string; variable: tf.Variable }[] {
-    return this.rule.weights.map((w) => ({ name: `rule/${shortName(this.rule.name, w.originalName)}`, variable: w.read() as tf.Variable }));
+    return this.rule.weights.map((w) => ({ name: `rule/${relativeWeightName(this.rule.name, w.originalName)}`, variable: w.read() as tf.Variable }));
   }
 
   /**
@@ -485,15 +464,7 @@ export class GrowingNCA {
     const handler = resolveHandler(target, 'save', fn);
     const tensors = [...this.namedWeights().map(({ name, variable }) => ({ name, tensor: variable as tf.Tensor })),
       { name: 'target', tensor: this.target as tf.Tensor }];
-    const { data, specs } = await tf.io.encodeWeights(tensors);
-    const topology = { format: FORMAT, formatVersion: FORMAT_VERSION, config: this.config };
-    return handler.save!({
-      modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'],
-      format: FORMAT,
-      generatedBy: 'vnca',
-      weightSpecs: specs,
-      weightData: data,
-    });
+    return saveArtifacts(handler, { format: FORMAT, formatVersion: FORMAT_VERSION, config: this.config }, tensors);
   }
 
   /**

@@ -14,6 +14,7 @@ import { bernoulliLogProb, discretizedMixLogisticLogProb, discretizedMixLogistic
 import { iwae, natsToBitsPerDim } from './losses.js';
 import { Encoder } from './Encoder.js';
 import { mulberry32 } from '../core/random.js';
+import { relativeWeightName, resolveHandler, saveArtifacts } from '../core/io.js';
 import { clipByGlobalNorm, globalNorm } from './clip.js';
 import { parseSafetensors } from './safetensors.js';
 import { pytorchSizes, pytorchToNamedWeights } from './pytorch.js';
@@ -304,29 +305,6 @@ export type UpdateRuleClass = (new (config: never) => UpdateRule) & { className:
 
 const VNCA_FORMAT = 'vnca';
 const VNCA_FORMAT_VERSION = 1;
-
-/** Name of a weight relative to its layer (`conv_in/kernel`). @internal */
-export function relativeWeightName(layerName: string, originalName: string): string {
-  const key = `${layerName}/`;
-  const i = originalName.lastIndexOf(key);
-  return i >= 0 ? originalName.slice(i + key.length) : originalName;
-}
-
-function resolveHandler(target: unknown, kind: 'save' | 'load', fn: string): tf.io.IOHandler {
-  if (typeof target === 'string') {
-    const handlers = kind === 'save' ? tf.io.getSaveHandlers(target) : tf.io.getLoadHandlers(target);
-    // Bundlers may drop tfjs-core's http router registration; http(s) URLs still work.
-    if (handlers.length === 0 && /^https?:\/\//i.test(target)) return tf.io.http(target);
-    if (handlers.length === 0) {
-      throw new VncaError(fn, kind === 'save' ? 'target' : 'source', `must be a URL with a registered tfjs IO scheme (localstorage://, indexeddb://, downloads://, http(s)://) or an IOHandler, but got ${describe(target)}; on Node use fileSystem(dir) from 'vnca/node'.`);
-    }
-    return handlers[0]!;
-  }
-  if (typeof target !== 'object' || target === null || typeof (target as tf.io.IOHandler)[kind] !== 'function') {
-    throw new VncaError(fn, kind === 'save' ? 'target' : 'source', `must be a URL string or a tf.io.IOHandler with a ${kind}() method, but got ${describe(target)}.`);
-  }
-  return target as tf.io.IOHandler;
-}
 
 function buildRule(spec: { className: string; config: tf.serialization.ConfigDict }, classes: UpdateRuleClass[], fn: string): UpdateRule {
   const registry = tf.serialization.SerializationMap.getMap().classNameMap as Record<string, [unknown, unknown]>;
@@ -1067,22 +1045,13 @@ export class VNCA {
     const fn = 'VNCA.save';
     this.check(fn);
     const handler = resolveHandler(target, 'save', fn);
-    const named = this.namedWeights();
-    const { data, specs } = await tf.io.encodeWeights(named.map(({ name, variable }) => ({ name, tensor: variable })));
-    const ruleConfig = this.rule.getConfig();
     const topology = {
       format: VNCA_FORMAT,
       formatVersion: VNCA_FORMAT_VERSION,
       config: this.config,
-      updateRule: { className: (this.rule.constructor as unknown as { className: string }).className, config: ruleConfig },
+      updateRule: { className: (this.rule.constructor as unknown as { className: string }).className, config: this.rule.getConfig() },
     };
-    return handler.save!({
-      modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'],
-      format: VNCA_FORMAT,
-      generatedBy: 'vnca',
-      weightSpecs: specs,
-      weightData: data,
-    });
+    return saveArtifacts(handler, topology, this.namedWeights().map(({ name, variable }) => ({ name, tensor: variable })));
   }
 
   /**
