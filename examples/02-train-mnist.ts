@@ -30,7 +30,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { loadMnistDigits } from '../src/node.js';
-import { savePreview, since, startOrResume, train, trainingOptions, useBackend, type TrainingFlags } from './common.js';
+import { savePreview, startOrResume, trainAndReport, trainingOptions, useBackend, type TrainingFlags } from './common.js';
 
 const program = trainingOptions(new Command()
   .name('02-train-mnist')
@@ -52,16 +52,9 @@ console.log(`VNCA zSize ${c.zSize}, hidden ${c.hidden}, ${c.nBlocks} blocks, enc
   + `lr ${c.learningRate}, backend ${tf.getBackend()}`);
 
 // 3. Train: model.trainStep on random batches (Adam, gradient clipping), checkpoints along the way.
-if (startStep >= opts.steps) {
-  console.log(`the checkpoint is already at step ${startStep}; pass a larger --steps to train on`);
-} else {
-  const start = performance.now();
-  const last = await train({
-    model, data, startStep, steps: opts.steps, batchSize, seed, checkpointDir, checkpointEvery: opts.checkpointEvery, workers: opts.workers,
-  });
-  console.log(`trained steps ${startStep + 1}-${opts.steps} in ${since(start)}; last ${last.steps} steps: `
-    + `loss ${last.loss.toFixed(1)} nats, KL ${last.kl.toFixed(1)} nats; checkpoint in ${checkpointDir}/`);
-}
+await trainAndReport({
+  model, data, startStep, steps: opts.steps, batchSize, seed, checkpointDir, checkpointEvery: opts.checkpointEvery, workers: opts.workers,
+});
 
 // 4. Look at it: new samples, and reconstructions of held-out digits.
 savePreview(model, test, opts.out);

@@ -22,7 +22,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { loadIdx } from '../src/node.js';
-import { savePreview, since, startOrResume, train, trainingOptions, useBackend, type TrainingFlags } from './common.js';
+import { savePreview, startOrResume, trainAndReport, trainingOptions, useBackend, type TrainingFlags } from './common.js';
 
 const program = trainingOptions(new Command()
   .name('08-train-fashion-mnist')
@@ -53,16 +53,9 @@ console.log(`VNCA with ${model.countParams().toLocaleString('en-US')} parameters
   + `batch ${batchSize}, backend ${tf.getBackend()}`);
 
 // 3. Train, checkpointing along the way.
-if (startStep >= opts.steps) {
-  console.log(`the checkpoint is already at step ${startStep}; pass a larger --steps to train on`);
-} else {
-  const start = performance.now();
-  const last = await train({
-    model, data, startStep, steps: opts.steps, batchSize, seed, checkpointDir, checkpointEvery: opts.checkpointEvery, workers: opts.workers,
-  });
-  console.log(`trained steps ${startStep + 1}-${opts.steps} in ${since(start)}; last ${last.steps} steps: `
-    + `loss ${last.loss.toFixed(1)} nats, KL ${last.kl.toFixed(1)} nats; checkpoint in ${checkpointDir}/`);
-}
+await trainAndReport({
+  model, data, startStep, steps: opts.steps, batchSize, seed, checkpointDir, checkpointEvery: opts.checkpointEvery, workers: opts.workers,
+});
 
 // 4. New samples, and reconstructions of test images.
 savePreview(model, test, opts.out);

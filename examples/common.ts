@@ -390,6 +390,21 @@ export function readCheckpointProgress(dir: string): CheckpointProgress | undefi
 }
 
 /**
+ * {@link train}, or a line saying there is nothing to train when the checkpoint already
+ * reached `steps`; then a line with the time taken and the last steps' loss and KL.
+ */
+export async function trainAndReport(o: TrainOptions): Promise<void> {
+  if (o.startStep >= o.steps) {
+    console.log(`the checkpoint is already at step ${o.startStep}; pass a larger --steps to train on`);
+    return;
+  }
+  const start = performance.now();
+  const last = await train(o);
+  console.log(`trained steps ${o.startStep + 1}-${o.steps} in ${since(start)}; last ${last.steps} steps: `
+    + `loss ${last.loss.toFixed(1)} nats, KL ${last.kl.toFixed(1)} nats; checkpoint in ${o.checkpointDir}/`);
+}
+
+/**
  * Trains with `model.trainStep` from `startStep` to `steps`, showing loss, KL, steps/s and
  * ETA, and checkpoints every `checkpointEvery` steps and at the end: the model first
  * (`model.save(fileSystem(dir))` writes weights.bin, then model.json, each atomically),
