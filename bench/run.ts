@@ -204,21 +204,12 @@ function median(xs: number[]): number {
 
 // ---- the plan ---------------------------------------------------------------------------
 
-interface RowPlan {
-  id: string;
+/** What a row runs: the identifying fields of its result, plus how to run it. */
+type RowPlan = Pick<RowResult, 'id' | 'backend' | 'threads' | 'workers' | 'kind' | 'batch' | 'runs' | 'warmupBatch'> & {
   model: ModelSpec;
-  backend: string;
-  /** wasm: threads of the experimental multi-threaded build (absent: the normal single-threaded backend). */
-  threads?: number;
-  /** ParallelVNCA: worker threads besides the main one (absent: the model's own methods). */
-  workers?: number;
-  kind: 'train' | 'generate';
-  batch: number;
-  runs: number;
-  warmupBatch: number;
   profile: boolean;
   timeoutMs: number;
-}
+};
 
 function mainRows(o: Options): RowPlan[] {
   const row = (model: ModelSpec, backend: string, kind: 'train' | 'generate', batch: number, slow: boolean, extra: Partial<RowPlan> = {}): RowPlan => ({
