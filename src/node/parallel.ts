@@ -61,7 +61,7 @@ function isVnca(x: unknown): x is VNCA {
   if (x instanceof VNCA) return true;
   const m = x as Partial<Record<keyof VNCA, unknown>> | null;
   return typeof m === 'object' && m !== null && typeof m.config === 'object'
-    && ['computeGradients', 'applyGradients', 'trainStep', 'sample', 'decode', 'render', 'namedWeights', 'nextRolloutSteps']
+    && ['computeGradients', 'applyGradients', 'trainStep', 'sample', 'decode', 'render', 'namedWeights', 'nextRolloutSteps', 'checkGradientOptions']
       .every((k) => typeof m[k as keyof VNCA] === 'function');
 }
 
@@ -286,19 +286,6 @@ export class ParallelVNCA {
     }
   }
 
-  private checkOptions(options: GradientOptions, batch: number, fn: string): void {
-    if (typeof options !== 'object' || options === null) throw new VncaError(fn, 'options', `must be an object, but got ${describe(options)}.`);
-    if (options.seed !== undefined) assertInt(options.seed, fn, 'options.seed');
-    if (options.steps !== undefined) assertInt(options.steps, fn, 'options.steps', 0);
-    if (options.noise !== undefined) {
-      assertRank(options.noise, 2, fn, 'options.noise', '[batch, zSize]');
-      const z = this.model.config.zSize;
-      if (options.noise.dtype !== 'float32' || options.noise.shape[0] !== batch || options.noise.shape[1] !== z) {
-        throw new VncaError(fn, 'options.noise', `must be a float32 tensor of shape [${batch}, ${z}], but got ${describe(options.noise)}.`);
-      }
-    }
-  }
-
   /** Sends the model's weights to every worker that lacks their current version. */
   private syncWeights(): void {
     const named = this.model.namedWeights();
@@ -397,7 +384,7 @@ export class ParallelVNCA {
     const fn = 'ParallelVNCA.computeGradients';
     this.check(fn);
     this.checkBatch(batch, fn);
-    this.checkOptions(options, batch.shape[0], fn);
+    this.model.checkGradientOptions(options, batch.shape[0], fn);
     if (this.threads.length === 0) return this.enqueue(async () => this.model.computeGradients(batch, options));
     return this.enqueue(() => this.gradients(batch, options));
   }
@@ -417,7 +404,7 @@ export class ParallelVNCA {
     const fn = 'ParallelVNCA.trainStep';
     this.check(fn);
     this.checkBatch(batch, fn);
-    this.checkOptions(options, batch.shape[0], fn);
+    this.model.checkGradientOptions(options, batch.shape[0], fn);
     if (this.threads.length === 0) return this.enqueue(async () => this.model.trainStep(batch, options));
     return this.enqueue(async () => {
       const g = await this.gradients(batch, options);

@@ -689,7 +689,8 @@ export class VNCA {
       : undefined;
   }
 
-  private checkGradientOptions(options: GradientOptions, batch: number, fn: string): void {
+  /** Checks {@link GradientOptions} for a batch of `batch` images; errors name `fn`. @internal */
+  checkGradientOptions(options: GradientOptions, batch: number, fn: string): void {
     if (typeof options !== 'object' || options === null) {
       throw new VncaError(fn, 'options', `must be an object, but got ${describe(options)}.`);
     }
