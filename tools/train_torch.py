@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -78,6 +79,44 @@ def save_checkpoint(out, model, opt, step, config, extra):
     tmp = os.path.join(out, 'state.pt.tmp')
     torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'step': step, 'config': config}, tmp)
     os.replace(tmp, os.path.join(out, 'state.pt'))
+
+
+def load_vnca_folder(folder):
+    """Reads a `vnca` model folder (model.json + weights.bin, tfjs layouts) as a state_dict of
+    tools/vnca_torch.VNCA: the inverse of VNCA.fromPyTorch (HWIO -> OIHW kernels, the encoder's
+    dense layer from NHWC (H, W, C) flatten order back to the reference's (C, H, W))."""
+    manifest = json.load(open(os.path.join(folder, 'model.json')))
+    weights = {}
+    for group in manifest['weightsManifest']:
+        raw = b''.join(open(os.path.join(folder, p), 'rb').read() for p in group['paths'])
+        at = 0
+        for w in group['weights']:
+            n = int(np.prod(w['shape']))
+            weights[w['name']] = np.frombuffer(raw, dtype=np.float32, count=n, offset=at).reshape(w['shape'])
+            at += 4 * n
+    conv = lambda k: torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))
+    vec = lambda b: torch.from_numpy(b.copy())
+    sd = {}
+    n_conv = sum(1 for k in weights if re.fullmatch(r'encoder/conv\d+/kernel', k))
+    for i in range(n_conv):
+        sd[f'encoder.{2 * i}.weight'] = conv(weights[f'encoder/conv{i}/kernel'])
+        sd[f'encoder.{2 * i}.bias'] = vec(weights[f'encoder/conv{i}/bias'])
+    dense = weights['encoder/dense/kernel']
+    c = weights[f'encoder/conv{n_conv - 1}/kernel'].shape[3]
+    hw = int(round(math.sqrt(dense.shape[0] / c)))
+    sd[f'encoder.{2 * n_conv + 1}.weight'] = torch.from_numpy(np.ascontiguousarray(
+        dense.reshape(hw, hw, c, -1).transpose(3, 2, 0, 1).reshape(dense.shape[1], -1)))
+    sd[f'encoder.{2 * n_conv + 1}.bias'] = vec(weights['encoder/dense/bias'])
+    sd['nca.update_net.0.weight'] = conv(weights['rule/conv_in/kernel'])
+    sd['nca.update_net.0.bias'] = vec(weights['rule/conv_in/bias'])
+    n_blocks = sum(1 for k in weights if re.fullmatch(r'rule/block\d+/conv1/kernel', k))
+    for b in range(n_blocks):
+        for j, name in ((0, 'conv1'), (2, 'conv2')):
+            sd[f'nca.update_net.{b + 1}.delegate.{j}.weight'] = conv(weights[f'rule/block{b}/{name}/kernel'])
+            sd[f'nca.update_net.{b + 1}.delegate.{j}.bias'] = vec(weights[f'rule/block{b}/{name}/bias'])
+    sd[f'nca.update_net.{n_blocks + 1}.weight'] = conv(weights['rule/conv_out/kernel'])
+    sd[f'nca.update_net.{n_blocks + 1}.bias'] = vec(weights['rule/conv_out/bias'])
+    return sd
 
 
 def plot_curve(out):
@@ -150,6 +189,10 @@ def main():
                    help='stop training early enough to evaluate this many test images by the deadline')
     p.add_argument('--time-only', type=int, default=0, help='measure this many steps, print s/step, exit')
     p.add_argument('--resume', action='store_true')
+    p.add_argument('--init-from', default=None,
+                   help='start from the weights of a vnca model folder (e.g. models/mnist-small), fresh optimiser')
+    p.add_argument('--step-offset', type=int, default=0,
+                   help='with --init-from: the step count the initial weights were trained for (curve continues from it)')
     p.add_argument('--eval-only', action='store_true',
                    help='only evaluate <out>/model.safetensors (IWAE, --eval-images, until the deadline)')
     p.add_argument('--device', default='cpu')
@@ -187,6 +230,10 @@ def main():
         step = st['step']
         log(f'resumed at step {step}')
     elif not args.time_only:
+        if args.init_from:
+            model.load_state_dict(load_vnca_folder(args.init_from))
+            step = args.step_offset
+            log(f'initialised from {args.init_from} (trained {step} steps before)')
         with open(curve_path, 'w') as f:
             f.write('step,seconds,loss,recon,kl\n')
 
