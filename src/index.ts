@@ -45,3 +45,10 @@ export { clipByGlobalNorm, globalNorm } from './vae/clip.js';
 export { parseSafetensors, writeSafetensors, type Safetensors, type SafetensorsEntry } from './vae/safetensors.js';
 export type { PyTorchVNCASizes } from './vae/pytorch.js';
 export * from './growing/index.js';
+export {
+  measureRegeneration, measureInpainting,
+  type RegenerationOptions, type RegenerationResult, type RegrowthScore, type InpaintingResult,
+} from './vae/regeneration.js';
+export {
+  PRETRAINED_MODELS, PRETRAINED_NAMES, pretrainedUrl, type PretrainedInfo, type PretrainedName,
+} from './pretrained/registry.js';

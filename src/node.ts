@@ -13,3 +13,4 @@ export { fileSystem, writeFileAtomic } from './node/fileSystem.js';
 export { imageGrid, encodePng, savePngGrid, encodeGif, saveGif, type GridOptions, type RgbPicture } from './node/images.js';
 export * from './node/data.js';
 export { ParallelVNCA, type ParallelOptions } from './node/parallel.js';
+export { pretrained, pretrainedPath } from './pretrained/node.js';
