@@ -9,7 +9,7 @@
  * - Both cores: {@link ParallelVNCA} (data-parallel training and sampling over `worker_threads`)
  * @module
  */
-export { fileSystem, writeFileAtomic } from './node/fileSystem.js';
+export { fileSystem, writeFileAtomic, type FileSystemOptions } from './node/fileSystem.js';
 export { imageGrid, encodePng, savePngGrid, encodeGif, saveGif, type GridOptions, type RgbPicture } from './node/images.js';
 export * from './node/data.js';
 export { ParallelVNCA, type ParallelOptions } from './node/parallel.js';
