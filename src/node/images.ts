@@ -143,3 +143,35 @@ export function encodeGif(frames: tf.Tensor4D[], options: GridOptions & { delay?
 export function saveGif(path: string, frames: tf.Tensor4D[], options: GridOptions & { delay?: number; lastDelay?: number } = {}): void {
   writeFileAtomic(path, encodeGif(frames, options));
 }
+
+/** The 8 bytes every PNG file starts with. */
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/**
+ * Reads a PNG's width and height from its header (the IHDR chunk) without decoding it, and
+ * refuses a header that the file's bytes cannot back: deflate expands at most about 1032
+ * times, so a file whose smallest possible decoded size (1 bit a pixel) is more than that
+ * many times its own size is broken or hostile. Check the size against what you expect
+ * before decoding: pngjs allocates width x height x 4 bytes first.
+ *
+ * @param bytes The PNG file.
+ * @param fn The public function to name in the error.
+ * @param name The file, for the error message.
+ * @returns Width and height in pixels.
+ * @throws VncaError when the file is not a PNG or its header is implausible.
+ * @internal
+ */
+export function pngHeaderSize(bytes: Uint8Array, fn: string, name: string): { width: number; height: number } {
+  const bad = (why: string) => new VncaError(fn, 'dir', `must hold valid PNG files, but ${JSON.stringify(name)} ${why}.`);
+  if (bytes.length < 33 || !PNG_SIGNATURE.every((b, i) => bytes[i] === b)) throw bad('does not start with a PNG signature and header');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') throw bad('has no IHDR chunk first');
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  if (width === 0 || height === 0) throw bad(`declares a size of ${width}x${height}`);
+  const leastDecoded = height * (1 + Math.ceil(width / 8));
+  if (leastDecoded > 1032 * bytes.length + 1024) {
+    throw bad(`declares ${width}x${height} pixels, more than its ${bytes.length} bytes can hold`);
+  }
+  return { width, height };
+}
