@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { VNCA, mulberry32, type UpdateRuleClass } from '../src/index.js';
+import { VNCA, VncaError, mulberry32, type UpdateRuleClass } from '../src/index.js';
 import { ParallelVNCA, datasetToTensor, fileSystem, sampleBatch, savePngGrid, writeFileAtomic, type ImageDataset } from '../src/node.js';
 
 // --- Command-line parsing ---------------------------------------------------------------
@@ -323,14 +323,29 @@ export function trainingOptions(program: Command, defaults: { steps: number; out
  * A new model from the flags, or with --resume the checkpoint's model and step counter.
  * A resumed run keeps its checkpoint's config, batch size and batch seed (flags that differ
  * are reported and ignored), so it draws the batches an uninterrupted run would have.
+ * The weights and the step come from the same `model.json` (see {@link train}), so they
+ * always belong together. A checkpoint that cannot be read (a corrupt file, no step
+ * recorded) stops the program with a one-line `error:` naming the file, and exit status 1.
  */
 export async function startOrResume(program: Command, checkpointDir: string): Promise<{
   model: VNCA; startStep: number; batchSize: number; seed: number;
 }> {
   const opts = program.opts<TrainingFlags>();
-  const saved = opts.resume && existsSync(join(checkpointDir, 'model.json')) ? readCheckpointProgress(checkpointDir) : undefined;
-  if (saved) {
-    const model = await VNCA.load(fileSystem(checkpointDir));
+  if (opts.resume && existsSync(join(checkpointDir, 'model.json'))) {
+    let model: VNCA;
+    let saved: CheckpointProgress;
+    try {
+      const artifacts = await fileSystem(checkpointDir).load!();
+      const progress = readCheckpointProgress(checkpointDir, artifacts.userDefinedMetadata ?? null);
+      if (!progress) {
+        throw new VncaError('startOrResume', 'checkpoint', `must record its training step (model.json userDefinedMetadata.progress, or progress.json), but ${checkpointDir} has neither; move it away to start a new run.`);
+      }
+      saved = progress;
+      model = VNCA.fromArtifacts(artifacts);
+    } catch (e) {
+      console.error(`error: cannot resume from ${checkpointDir}: ${e instanceof VncaError ? e.message : (e as Error).stack ?? String(e)}`);
+      process.exit(1);
+    }
     for (const [flag, now, before] of [['batch', opts.batch, saved.batchSize], ['seed', opts.seed, saved.seed]] as const) {
       if (program.getOptionValueSource(flag) === 'cli' && now !== before) {
         console.log(`note: --${flag} ${now} ignored: the checkpoint's run uses ${before}`);
@@ -383,10 +398,46 @@ export interface TrainOptions {
   workers?: number;
 }
 
-/** Reads `progress.json` of a checkpoint folder, or undefined when there is none. */
-export function readCheckpointProgress(dir: string): CheckpointProgress | undefined {
-  const path = join(dir, 'progress.json');
-  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as CheckpointProgress) : undefined;
+/** Checks that `value` is a {@link CheckpointProgress}; `source` names where it came from. */
+function checkProgress(value: unknown, source: string): CheckpointProgress {
+  const fn = 'readCheckpointProgress';
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new VncaError(fn, source, `must be an object { step, seed, batchSize, ... }, but holds ${JSON.stringify(value)?.slice(0, 80)}.`);
+  }
+  const p = value as Record<string, unknown>;
+  for (const [key, min] of [['step', 0], ['seed', -Infinity], ['batchSize', 1]] as const) {
+    const v = p[key];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+      throw new VncaError(fn, `${source} ${key}`, `must be an integer${min === -Infinity ? '' : ` >= ${min}`}, but got ${JSON.stringify(v)?.slice(0, 40)}.`);
+    }
+  }
+  return value as CheckpointProgress;
+}
+
+/**
+ * Where training of a checkpoint folder stands: `progress` of the `userDefinedMetadata` that
+ * {@link train} saves in `model.json` with the weights, or, for checkpoints written before
+ * that, `progress.json`. Undefined when neither is there.
+ *
+ * @param dir The checkpoint folder.
+ * @param metadata `userDefinedMetadata` of the model.json already loaded (read from `dir` when not given).
+ * @throws VncaError naming the file when it does not parse or lacks step, seed or batchSize.
+ */
+export function readCheckpointProgress(dir: string, metadata?: unknown): CheckpointProgress | undefined {
+  const fn = 'readCheckpointProgress';
+  const parse = (file: string): unknown => {
+    try {
+      return JSON.parse(readFileSync(join(dir, file), 'utf8'));
+    } catch (e) {
+      throw new VncaError(fn, file, `must be valid JSON, but ${join(dir, file)} does not parse (${(e as Error).name}).`);
+    }
+  };
+  if (metadata === undefined && existsSync(join(dir, 'model.json'))) {
+    metadata = (parse('model.json') as { userDefinedMetadata?: unknown } | null)?.userDefinedMetadata;
+  }
+  const recorded = (metadata as { progress?: unknown } | null | undefined)?.progress;
+  if (recorded !== undefined) return checkProgress(recorded, 'model.json userDefinedMetadata.progress');
+  return existsSync(join(dir, 'progress.json')) ? checkProgress(parse('progress.json'), 'progress.json') : undefined;
 }
 
 /**
@@ -406,10 +457,12 @@ export async function trainAndReport(o: TrainOptions): Promise<void> {
 
 /**
  * Trains with `model.trainStep` from `startStep` to `steps`, showing loss, KL, steps/s and
- * ETA, and checkpoints every `checkpointEvery` steps and at the end: the model first
- * (`model.save(fileSystem(dir))` writes weights.bin, then model.json, each atomically),
- * then `progress.json` (atomically), so an interrupted run always leaves a loadable
- * checkpoint whose step counter is never ahead of its weights.
+ * ETA, and checkpoints every `checkpointEvery` steps and at the end with
+ * `model.save(fileSystem(dir, { metadata: { progress } }))`: the step counter is saved in
+ * `model.json` beside the weights, and the save is atomic as a whole, so a run killed at any
+ * point leaves the previous checkpoint or the new one, weights and step together. A copy of
+ * the progress goes to `progress.json` afterwards, for people and older readers;
+ * {@link readCheckpointProgress} prefers model.json's.
  *
  * Each step's batch comes from a generator seeded with (seed, step), so a resumed run draws
  * the same batches as an uninterrupted one. (Adam's moment estimates are not saved: they
@@ -436,10 +489,10 @@ export async function train(o: TrainOptions): Promise<{ loss: number; kl: number
     count++;
     bar.update(step, { loss: mean('loss').toFixed(1), KL: mean('kl').toFixed(1) });
     if (step % o.checkpointEvery === 0 || step === o.steps) {
-      await o.model.save(fileSystem(o.checkpointDir));
       const record: CheckpointProgress = {
         step, seed: o.seed, batchSize: o.batchSize, loss: sum / count, savedAt: new Date().toISOString(),
       };
+      await o.model.save(fileSystem(o.checkpointDir, { metadata: { progress: record } }));
       writeFileAtomic(join(o.checkpointDir, 'progress.json'), `${JSON.stringify(record, null, 2)}\n`);
       sum = 0;
       count = 0;
