@@ -23,64 +23,51 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import type { DamageRegion } from '../src/index.js';
+import { regrowFrames } from '../src/cli/regrow.js';
 import { datasetToTensor, loadMnistDigits, saveGif, savePngGrid } from '../src/node.js';
 import {
   SHIPPED_MODEL, backendOption, int, loadModel, positiveInt, rowsOfColumns, since, useBackend, type BackendName,
 } from './common.js';
 
-const opts = backendOption(new Command()
+const program = backendOption(new Command()
   .name('04-regenerate')
   .description('Damage grown digits and let the cellular automaton regrow them.')
-  .option('--model <dir>', 'model folder', SHIPPED_MODEL)
+  .option('--model <name|dir>', 'shipped model name or model folder', SHIPPED_MODEL)
   .addOption(new Option('--source <what>', 'digits to damage: new samples, or held-out digits grown from their posterior mean')
     .choices(['samples', 'digits']).default('samples'))
   .option('--n <n>', 'number of digits', positiveInt, 4)
   .addOption(new Option('--shape <shape>', 'damaged region, centred').choices(['square', 'circle']).default('square'))
-  .option('--size <n>', 'side of the square or diameter of the circle, in cells', positiveInt, 16)
+  .option('--size <n>', 'side of the square or diameter of the circle, in cells (at most the grid side)', positiveInt, 16)
   .option('--steps <n>', 'regrowth steps after the damage (default: stepsPerDoubling, 8)', int)
   .option('--every <n>', 'regrowth steps between columns of regrowth.png', positiveInt, 1)
   .option('--seed <n>', 'random seed', int, 0)
   .option('--scale <n>', 'pixels per image pixel', positiveInt, 3)
   .option('--out <dir>', 'output folder', 'out/regenerate'))
-  .parse()
-  .opts<{
-    model: string; source: 'samples' | 'digits'; n: number; shape: 'square' | 'circle'; size: number; steps?: number;
-    every: number; seed: number; scale: number; out: string; backend: BackendName;
-  }>();
+  .parse();
+const opts = program.opts<{
+  model: string; source: 'samples' | 'digits'; n: number; shape: 'square' | 'circle'; size: number; steps?: number;
+  every: number; seed: number; scale: number; out: string; backend: BackendName;
+}>();
 
 await useBackend(opts.backend);
 const model = await loadModel(opts.model);
-const { zSize, imageSize } = model.config;
+const { imageSize } = model.config;
+if (opts.size > imageSize) program.error(`error: --size ${opts.size} does not fit: the model's grid is ${imageSize}x${imageSize}.`);
 const start = performance.now();
 
-// 1. Grown cell states [n, 32, 32, zSize]: from z ~ N(0, I), or from the posterior mean of held-out digits.
-let z: tf.Tensor2D;
-if (opts.source === 'samples') {
-  z = tf.randomNormal([opts.n, zSize], 0, 1, 'float32', opts.seed) as tf.Tensor2D;
-} else {
-  const x = datasetToTensor(loadMnistDigits({ split: 'test' }), 0, opts.n);
-  const q = model.encode(x);
-  z = q.mean.clone() as tf.Tensor2D;
-  q.dispose();
-  x.dispose();
-}
-const grown = model.decode(z, { seed: opts.seed });
+// 1-2. Grow digits (from z ~ N(0, I), or from the posterior mean of held-out digits), zero a
+// centred region of every cell state, and run the update rule on, keeping every state
+// (regrowFrames in src/cli/regrow.ts, shared with `vnca regrow`: model.decode, then
+// model.regenerate(state, region, { steps, returnStates: true }), then model.render).
+const pad = (imageSize - 28) / 2;
+const images = opts.source === 'digits' ? datasetToTensor(loadMnistDigits({ split: 'test', pad }), 0, opts.n) : undefined;
+const { frames, steps } = regrowFrames(model, { n: opts.n, images, shape: opts.shape, size: opts.size, steps: opts.steps, seed: opts.seed });
+images?.dispose();
+const digits = `${opts.n} ${opts.source === 'samples' ? 'new sample' : 'held-out digit'}${opts.n === 1 ? '' : 's'}`;
+const region = opts.shape === 'square' ? `a ${opts.size}x${opts.size}-cell square` : `a circle of diameter ${opts.size} cells`;
+console.log(`grew ${digits}, damaged ${region}, ran ${steps} steps in ${since(start)}`);
 
-// 2. Damage a centred region and run the update rule on, keeping every state.
-const mid = imageSize / 2;
-const region: DamageRegion = opts.shape === 'square'
-  ? { shape: 'square', top: Math.round(mid - opts.size / 2), left: Math.round(mid - opts.size / 2), size: opts.size }
-  : { shape: 'circle', centerY: mid - 0.5, centerX: mid - 0.5, radius: opts.size / 2 };
-const steps = opts.steps ?? model.config.stepsPerDoubling;
-const regrown = model.regenerate(grown, region, { steps, returnStates: true, seed: opts.seed });
-const { state } = regrown;
-const states = regrown.states;
-// states[0] is the damaged state, states[i] the state after i steps of regrowth.
-console.log(`grew ${opts.n} ${opts.source}, damaged a ${opts.shape} of ${opts.size} cells, ran ${steps} steps in ${since(start)}`);
-
-// 3. Pictures: what each state shows (sigmoid of channel 0).
-const frames = [model.render(grown), ...states.map((s) => model.render(s))];
+// 3. Pictures: what each state shows (sigmoid of channel 0): grown, damaged, then every step.
 const strip = frames.filter((_, i) => i <= 1 || (i - 1) % opts.every === 0 || i === frames.length - 1);
 const grid = rowsOfColumns(strip);
 savePngGrid(join(opts.out, 'regrowth.png'), grid, { scale: opts.scale, cols: strip.length });
@@ -89,5 +76,5 @@ saveGif(join(opts.out, 'regrowth.gif'), [frames[0]!, frames[0]!, frames[0]!, ...
   { scale: opts.scale, cols: opts.n, gap: 2, delay: 150, lastDelay: 2000 });
 console.log(`wrote ${join(opts.out, 'regrowth.png')} (${strip.length} columns) and regrowth.gif (${frames.length + 3} frames)`);
 
-tf.dispose([z, grown, state, ...states, ...frames, grid]);
+tf.dispose([...frames, grid]);
 model.dispose();

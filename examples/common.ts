@@ -8,83 +8,37 @@
  * `--backend cpu` (plain JavaScript, the reference for correctness).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InvalidArgumentError, Option, type Command } from 'commander';
-import cliProgress from 'cli-progress';
+import { type Command } from 'commander';
+import { DEFAULT_MODEL, ModelNotFoundError, isPretrainedName, loadModel as loadModelOrThrow } from '../src/cli/model.js';
+import { backendOption, useBackend, type BackendName } from '../src/cli/backend.js';
+import { float, int, intList, positiveInt } from '../src/cli/args.js';
+import { progress, since } from '../src/cli/progress.js';
 import { VNCA, VncaError, mulberry32, type UpdateRuleClass } from '../src/index.js';
-import { ParallelVNCA, datasetToTensor, fileSystem, sampleBatch, savePngGrid, writeFileAtomic, type ImageDataset } from '../src/node.js';
+import { ParallelVNCA, datasetToTensor, fileSystem, sampleBatch, pretrainedPath, savePngGrid, writeFileAtomic, type ImageDataset } from '../src/node.js';
 
-// --- Command-line parsing ---------------------------------------------------------------
+// --- Command line, backend, model, progress: shared with the `vnca` command (src/cli/) ---
 
-/** commander parser: an integer >= 0 (`--steps 100`). */
-export function int(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer >= 0, got '${value}'.`);
-  return n;
-}
+export { float, int, intList, positiveInt } from '../src/cli/args.js';
+export { BACKENDS, backendOption, useBackend, type BackendName } from '../src/cli/backend.js';
+export { formatDuration, progress, since, type Progress } from '../src/cli/progress.js';
 
-/** commander parser: an integer >= 1. */
-export function positiveInt(value: string): number {
-  const n = int(value);
-  if (n < 1) throw new InvalidArgumentError(`expected an integer >= 1, got '${value}'.`);
-  return n;
-}
-
-/** commander parser: a finite number (`--lr 3e-4`). */
-export function float(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'.`);
-  return n;
-}
-
-/** commander parser: a comma-separated list of positive integers (`--encoder-channels 8,16,32,64,128`). */
-export function intList(value: string): number[] {
-  return value.split(',').map((v) => positiveInt(v.trim()));
-}
-
-/** The backends the examples can run on. */
-export const BACKENDS = ['wasm', 'cpu'] as const;
-/** A backend name. */
-export type BackendName = (typeof BACKENDS)[number];
-
-/** Adds `--backend wasm|cpu` (default wasm) to a command. */
-export function backendOption(program: Command): Command {
-  return program.addOption(
-    new Option('--backend <name>', 'tfjs backend').choices([...BACKENDS]).default('wasm'),
-  );
-}
-
-/** Starts a backend and waits until it is ready. */
-export async function useBackend(name: BackendName): Promise<void> {
-  if (!(await tf.setBackend(name))) throw new Error(`could not start the ${name} backend`);
-  await tf.ready();
-}
-
-// --- The shipped model ------------------------------------------------------------------
-
-/** Where the pretrained MNIST model lives in the repository. */
-export const SHIPPED_MODEL = 'models/mnist-small';
+/** The shipped model the examples use by default (a name of `PRETRAINED_MODELS`). */
+export const SHIPPED_MODEL: PretrainedName = DEFAULT_MODEL;
 
 /**
- * Loads a saved VNCA from a folder (`model.json` + `weights.bin`). When the folder has no
- * model, prints what to run to make one and exits with status 1.
+ * Loads a VNCA from a shipped model's name (`mnist-small`) or a folder (`model.json` +
+ * `weights.bin`). When there is no such model, prints what to do and exits with status 1.
  */
-export async function loadModel(dir: string, updateRules: UpdateRuleClass[] = []): Promise<VNCA> {
-  if (!existsSync(join(dir, 'model.json'))) {
-    console.error(`error: no model at ${dir}/model.json.`);
-    if (dir.replace(/\/+$/, '') === SHIPPED_MODEL) {
-      console.error('The shipped model is made from the PyTorch training run (see docs/pretrained.md) with:');
-      console.error('  npx tsx tools/convert-shipped.ts      # .tmp/shipped/model.safetensors -> models/mnist-small/');
-    } else {
-      console.error('Train one with `npx tsx examples/02-train-mnist.ts --out <dir>` (it writes <dir>/checkpoint/),');
-      console.error(`or pass --model ${SHIPPED_MODEL} for the shipped model.`);
-    }
+export async function loadModel(model: string, updateRules: UpdateRuleClass[] = []): Promise<VNCA> {
+  try {
+    return await loadModelOrThrow(model, updateRules);
+  } catch (e) {
+    if (!(e instanceof ModelNotFoundError)) throw e;
+    console.error(`error: ${e.message}`);
     process.exit(1);
   }
-  return VNCA.load(fileSystem(dir), { updateRules });
 }
 
 /** The training record written beside the shipped model (`training.json`), if any. */
@@ -102,8 +56,12 @@ export interface TrainingRecord {
   };
 }
 
-/** Reads `<dir>/training.json`, or returns undefined when it is absent or unreadable. */
-export function readTrainingRecord(dir: string): TrainingRecord | undefined {
+/**
+ * Reads `training.json` of a model folder or of a shipped model (by name), or returns
+ * undefined when it is absent or unreadable.
+ */
+export function readTrainingRecord(model: string): TrainingRecord | undefined {
+  const dir = !existsSync(join(model, 'model.json')) && isPretrainedName(model) ? pretrainedPath(model) : model;
   const path = join(dir, 'training.json');
   if (!existsSync(path)) return undefined;
   try {
@@ -111,66 +69,6 @@ export function readTrainingRecord(dir: string): TrainingRecord | undefined {
   } catch {
     return undefined;
   }
-}
-
-// --- Timing and progress -----------------------------------------------------------------
-
-/** Seconds since `start` (a `performance.now()` value), as text: `12.3 s`. */
-export function since(start: number): string {
-  return `${((performance.now() - start) / 1000).toFixed(1)} s`;
-}
-
-/** Seconds as `1:05` or `42 s`. */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  if (seconds < 60) return `${seconds.toFixed(0)} s`;
-  const m = Math.floor(seconds / 60);
-  const s = Math.round(seconds % 60);
-  return `${m}:${String(s).padStart(2, '0')}`;
-}
-
-/** A progress display: a `cli-progress` bar on a terminal, a plain line now and then otherwise (logs, tests). */
-export interface Progress {
-  /** Reports `value` of `total` done, with named numbers to show (already formatted). */
-  update(value: number, fields: Record<string, string>): void;
-  /** Ends the display. */
-  stop(): void;
-}
-
-/**
- * Starts a progress display.
- *
- * @param label What is being done (`training`, `IWAE`).
- * @param total Units of work in all.
- * @param start Units already done (when resuming).
- * @param fields Names of the numbers shown after the counter, in order.
- */
-export function progress(label: string, total: number, start: number, fields: string[]): Progress {
-  const t0 = performance.now();
-  const rate = (value: number) => (value - start) / ((performance.now() - t0) / 1000);
-  const eta = (value: number) => formatDuration((total - value) / rate(value));
-  if (process.stderr.isTTY) {
-    const bar = new cliProgress.SingleBar({
-      format: `${label} [{bar}] {value}/{total} | ${fields.map((f) => `${f} {${f}}`).join(' | ')} | {rate}/s | ETA {etaText}`,
-      hideCursor: true,
-      barsize: 24,
-    }, cliProgress.Presets.shades_classic);
-    bar.start(total, start, { ...Object.fromEntries(fields.map((f) => [f, '-'])), rate: '-', etaText: '-' });
-    return {
-      update: (value, values) => bar.update(value, { ...values, rate: rate(value).toFixed(2), etaText: eta(value) }),
-      stop: () => bar.stop(),
-    };
-  }
-  // Not a terminal: about ten lines in all, and the last one.
-  const every = Math.max(1, Math.round((total - start) / 10));
-  return {
-    update(value, values) {
-      if ((value - start) % every !== 0 && value !== total) return;
-      const shown = fields.map((f) => `${f} ${values[f] ?? '-'}`).join(', ');
-      console.log(`${label} ${value}/${total}: ${shown}, ${rate(value).toFixed(2)}/s, ETA ${eta(value)}`);
-    },
-    stop() {},
-  };
 }
 
 // --- Pictures ----------------------------------------------------------------------------
