@@ -3,8 +3,9 @@
  * 127.0.0.1, and drives it in Debian's headless Chromium with playwright-core, as a person
  * would: new samples, a cut with the mouse, a digit drawn on the pad, an inpainting. The
  * page reports its state in data attributes of <body>; the test reads the canvas pixels.
- * Chromium runs without GPU and without its software WebGL, so the page falls back from
- * webgl to wasm by itself. Samples are seeded (`?seed=1`): the run is reproducible for a
+ * Chromium runs without a GPU, as on CI: its WebGL is SwiftShader, a software renderer far
+ * slower than wasm, and the page must see that and choose wasm by itself (and say why). A
+ * second, short suite runs Chromium with `--disable-software-rasterizer` (no WebGL at all). Samples are seeded (`?seed=1`): the run is reproducible for a
  * given model (models/mnist-small, or `VNCA_MODELS_DIR`/mnist-small).
  *
  * Needs /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it). Without it
@@ -118,9 +119,9 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
     });
     server = await serveStatic(outDir);
     // Without a GPU, Chromium still offers WebGL through SwiftShader, a software rasteriser, in
-    // which tfjs's shaders take 30-50 s to compile on two cores. Turning it off leaves the page
-    // with no WebGL, as in a browser without a GPU, and it falls back to wasm.
-    browser = await launchChromium(['--disable-software-rasterizer']);
+    // which tfjs's shaders take 30-50 s to compile on two cores and the page runs 6-18 steps/s.
+    // The page must detect it and choose wasm.
+    browser = await launchChromium();
     page = await browser.context.newPage();
     page.setDefaultTimeout(20_000);
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -137,8 +138,10 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
 
   it('loads the model on a backend and grows a first sample', async () => {
     const d = await waitIdle(page, { sample: 1 });
-    expect(['wasm', 'cpu']).toContain(d.backend);
-    await expect(page.locator('#backend').textContent()).resolves.toContain('webgl unavailable');
+    expect(d.backend).toBe('wasm');
+    expect(d.softwareGpu, 'the page saw the software WebGL renderer').toBe('true');
+    await expect(page.locator('#backend').textContent()).resolves.toMatch(/\(webgl: software renderer \(SwiftShader\)\)/);
+    await expect(page.locator('#backend-note').textContent()).resolves.toMatch(/software renderer .* runs on wasm/);
     console.log(`browser example: backend ${d.backend}`);
     await expect(page.locator('h1').textContent()).resolves.toMatch(/neural cellular automaton/i);
     await expect(page.locator('#backend').textContent()).resolves.toContain(`backend: ${d.backend}`);
@@ -208,6 +211,11 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
     const regrown = await readCells(page);
     await page.screenshot({ path: join(artifacts, 'browser-05-regrown.png'), fullPage: true });
 
+    // The steps/s readout measured this regrowth, not the growth before it.
+    const afterRegrow = await dataset(page);
+    expect(afterRegrow.spsRun, 'run measured by the steps/s readout').toBe(afterRegrow.runs);
+    expect(Number(afterRegrow.stepsPerSecond)).toBeGreaterThan(0);
+
     const errDamaged = mean(region.map((i) => Math.abs(damaged[i]! - before[i]!)));
     const errRegrown = mean(region.map((i) => Math.abs(regrown[i]! - before[i]!)));
     console.log(`browser example: damaged region of ${region.length} cells, mean |diff| to the grown image ${errDamaged.toFixed(3)} after the cut, ${errRegrown.toFixed(3)} after regrowth`);
@@ -250,5 +258,43 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
     const flipped = clear.filter((i) => (before[i]! > 0.6) !== (after[i]! > 0.5));
     expect(flipped, 'known cells that changed').toEqual([]);
     expect(pageErrors, 'errors in the page').toEqual([]);
+  });
+});
+
+describe.skipIf(skip)('browser example without the software rasterizer (no WebGL at all)', () => {
+  let outDir = '';
+  let server: StaticServer | null = null;
+  let browser: Browser | null = null;
+
+  beforeAll(async () => {
+    outDir = mkdtempSync(join(tmpdir(), 'vnca-browser-nogl-'));
+    await build({
+      configFile: join(repoRoot, 'examples/browser/vite.config.ts'),
+      build: { outDir, emptyOutDir: true },
+      logLevel: 'warn',
+    });
+    server = await serveStatic(outDir);
+    browser = await launchChromium(['--disable-software-rasterizer']);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (outDir) rmSync(outDir, { recursive: true, force: true });
+  });
+
+  it('falls back to wasm, says there is no WebGL, and grows a sample', async () => {
+    const page = await browser!.context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${server!.url}?seed=1`);
+    await page.selectOption('#speed', 'max');
+    const d = await waitIdle(page, { sample: 1 });
+    expect(d.backend).toBe('wasm');
+    expect(d.softwareGpu).toBe('false');
+    await expect(page.locator('#backend').textContent()).resolves.toContain('backend: wasm (webgl: no WebGL)');
+    await expect(page.locator('#backend-note').textContent()).resolves.toMatch(/No WebGL here/);
+    expectDigitLike(await readCells(page), 'first sample without WebGL');
+    expect(errors).toEqual([]);
   });
 });

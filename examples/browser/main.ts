@@ -1,8 +1,9 @@
 /**
  * Browser example: watch the shipped VNCA (models/mnist-small) grow digits.
  *
- * - Picks the first tfjs backend that starts: webgl, then wasm, then cpu (`?backend=wasm`
- *   forces one), and shows it. `?seed=1` makes the samples reproducible.
+ * - Picks the fastest tfjs backend here with ./backend.ts (webgpu, webgl on a hardware
+ *   renderer, wasm, cpu; `?backend=wasm` forces one) and says why it passed over the
+ *   others. `?seed=1` makes the samples reproducible.
  * - "New sample" draws z ~ N(0, I), writes it into every cell of the 2x2 seed grid and runs
  *   the growth one operation per tick (update steps with `step`, divisions with
  *   `doubleCells`), rendering every intermediate grid scaled up to 320x320.
@@ -16,24 +17,20 @@
  * (loading | growing | regrowing | paused | inpainting | done | error), data-backend,
  * data-steps-per-second, data-sample (growths started), data-grid (the grid's side),
  * data-version / data-drawn (the state's version and the version the canvas shows),
- * data-tensors (tf.memory().numTensors).
+ * data-tensors (tf.memory().numTensors), data-runs (growths and regrowths started) and
+ * data-sps-run (the run the steps/s readout measured), data-software-gpu.
  *
  * Run it with `npx vite examples/browser`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-webgl';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import wasmUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
-import wasmSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
-import wasmThreadedSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { VNCA, damage, doubleCells, step } from '../../src/index.js';
+import { backendNote, describeBackend, startBackend } from './backend.js';
 
-setWasmPaths({
-  'tfjs-backend-wasm.wasm': wasmUrl,
-  'tfjs-backend-wasm-simd.wasm': wasmSimdUrl,
-  'tfjs-backend-wasm-threaded-simd.wasm': wasmThreadedSimdUrl,
-});
+/**
+ * The model the page loads, a folder under models/ (served at `./models/` by vite.config.ts);
+ * `?model=<url of a model.json>` overrides it. Any saved `VNCA` works: doubling or not.
+ */
+const MODEL_NAME = 'mnist-small';
 
 // ---------------------------------------------------------------------------------------
 // Page elements
@@ -62,6 +59,7 @@ const padClearButton = el<HTMLButtonElement>('pad-clear');
 const backendLabel = el<HTMLSpanElement>('backend');
 const spsLabel = el<HTMLSpanElement>('sps');
 const phaseLabel = el<HTMLSpanElement>('phase');
+const backendNoteLine = el<HTMLParagraphElement>('backend-note');
 const modelInfo = el<HTMLParagraphElement>('model-info');
 const debugLine = el<HTMLParagraphElement>('debug');
 
@@ -120,6 +118,17 @@ function setState(next: tf.Tensor4D | null): void {
   body.dataset.version = String(version);
 }
 
+/** Runs started (growths and regrowths); the steps/s readout says which one it measured. */
+let runCount = 0;
+
+/** Starts a run; the steps/s meter starts afresh with it. */
+function startRun(r: Run): void {
+  run = r;
+  meter.length = 0;
+  runCount++;
+  body.dataset.runs = String(runCount);
+}
+
 function mode(): 'damage' | 'inpaint' {
   const checked = document.querySelector<HTMLInputElement>('input[name="mode"]:checked');
   return checked?.value === 'inpaint' ? 'inpaint' : 'damage';
@@ -152,7 +161,7 @@ function startGrowth(z: tf.Tensor2D): void {
   const seed = tf.tidy(() => tf.tile(tf.reshape(z, [1, 1, 1, zSize]), [1, s, s, 1]) as tf.Tensor4D);
   z.dispose();
   setState(seed);
-  run = { kind: 'grow', ops: growthPlan(m), done: 0 };
+  startRun({ kind: 'grow', ops: growthPlan(m), done: 0 });
   clearInpaintMask();
   sampleCount++;
   body.dataset.sample = String(sampleCount);
@@ -271,13 +280,18 @@ async function tick(now: number): Promise<void> {
   requestAnimationFrame((t) => void tick(t));
 }
 
+/**
+ * Updates the meter over the current run's last second. The meter starts afresh with each
+ * run, so a short regrowth (a few steps) shows its own speed, not the last growth's.
+ */
 function measure(): void {
   const now = performance.now();
   meter.push({ t: now, steps: totalSteps });
   while (meter.length > 2 && now - meter[1]!.t > 1000) meter.shift();
   const first = meter[0]!;
-  if (now - first.t >= 100 && totalSteps > first.steps) {
+  if (now > first.t && totalSteps > first.steps) {
     stepsPerSecond = ((totalSteps - first.steps) * 1000) / (now - first.t);
+    body.dataset.spsRun = String(runCount);
   }
 }
 
@@ -337,7 +351,7 @@ function damageAt(u: number, v: number): void {
   setState(damage(state, { shape: 'circle', centerY: v * h - 0.5, centerX: u * w - 0.5, radius }));
   // Every cut restarts the regrowth count (a cut during growth leaves the growth running).
   if (!run || run.kind === 'regrow') {
-    run = { kind: 'regrow', ops: new Array<Op>(Number(regrowSelect.value)).fill('step'), done: 0 };
+    startRun({ kind: 'regrow', ops: new Array<Op>(Number(regrowSelect.value)).fill('step'), done: 0 });
   }
   if (status !== 'growing') setStatus(paused ? 'paused' : 'regrowing');
 }
@@ -577,36 +591,20 @@ padClearButton.addEventListener('click', clearPad);
 // ---------------------------------------------------------------------------------------
 // Start: backend, model, first sample
 
-/** Starts the first backend of webgl, wasm, cpu that works (or the one in `?backend=`). */
-async function startBackend(): Promise<{ name: string; skipped: string[] }> {
-  const forced = new URLSearchParams(location.search).get('backend');
-  const order = forced ? [forced] : ['webgl', 'wasm', 'cpu'];
-  const skipped: string[] = [];
-  for (const name of order) {
-    try {
-      if (await tf.setBackend(name)) {
-        await tf.ready();
-        tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(1)).dataSync()); // it really computes
-        return { name, skipped };
-      }
-    } catch (e) {
-      console.warn(`backend ${name} did not start`, e);
-    }
-    skipped.push(name);
-  }
-  throw new Error(`no tfjs backend started (tried ${order.join(', ')})`);
-}
-
 async function main(): Promise<void> {
   clearPad();
-  const { name, skipped } = await startBackend();
-  body.dataset.backend = name;
-  backendLabel.textContent = `backend: ${name}`;
-  backendLabel.title = skipped.length ? `tfjs backend (${skipped.join(', ')} unavailable here)` : 'tfjs backend';
-  if (skipped.length) backendLabel.textContent += ` (${skipped.join(', ')} unavailable)`;
+  const choice = await startBackend(new URLSearchParams(location.search).get('backend'));
+  body.dataset.backend = choice.name;
+  body.dataset.softwareGpu = String(choice.softwareGpu);
+  const { label, title } = describeBackend(choice);
+  backendLabel.textContent = label;
+  backendLabel.title = title;
+  const note = backendNote(choice);
+  backendNoteLine.textContent = note;
+  backendNoteLine.hidden = note === '';
 
   const url = new URLSearchParams(location.search).get('model')
-    ?? new URL('models/mnist-small/model.json', document.baseURI).href;
+    ?? new URL(`models/${MODEL_NAME}/model.json`, document.baseURI).href;
   // An explicit handler: bundlers may tree-shake the module that registers the http:// scheme.
   model = await VNCA.load(tf.io.http(url));
   const c = model.config;
@@ -615,7 +613,7 @@ async function main(): Promise<void> {
   if (!Array.from(regrowSelect.options).some((o) => o.value === regrow)) regrowSelect.add(new Option(`${regrow} steps`, regrow));
   regrowSelect.value = regrow;
   const steps = growthPlan(model).filter((o) => o === 'step').length;
-  modelInfo.textContent = `Model: models/mnist-small · zSize ${c.zSize} · ${model.countParams().toLocaleString('en-US')} parameters`
+  modelInfo.textContent = `Model: ${url.includes(`models/${MODEL_NAME}/`) ? `models/${MODEL_NAME}` : url} · zSize ${c.zSize} · ${model.countParams().toLocaleString('en-US')} parameters`
     + ` · ${steps} update steps, ${model.seedSize}×${model.seedSize} → ${c.imageSize}×${c.imageSize}`;
   newSample();
   requestAnimationFrame((t) => void tick(t));

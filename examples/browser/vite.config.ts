@@ -4,7 +4,8 @@
  *   npx vite examples/browser              # dev server, open the printed URL
  *   npx vite build examples/browser        # static site in examples/browser/dist
  *
- * The page imports the library's source (../../src/index.ts). The shipped model
+ * Two pages: index.html (grow digits with the shipped VNCA) and train.html (train a
+ * GrowingNCA on your own picture, in a worker). They import the library's source (../../src/index.ts). The shipped model
  * (models/mnist-small/ at the repository root) is served at `./models/` by the plugin
  * below, in dev and in the build; the wasm backend's .wasm files come in through `?url`
  * imports in main.ts.
@@ -57,8 +58,12 @@ export default defineConfig({
   root: here,
   base: './',
   plugins: [serveModels()],
+  // Workers as ES modules: the training worker shares chunks (tfjs, the library) with the pages.
+  worker: { format: 'es' },
   build: {
     outDir: 'dist',
+    // Two pages: the VNCA demo and the training page.
+    rollupOptions: { input: { index: join(here, 'index.html'), train: join(here, 'train.html') } },
     emptyOutDir: true,
     target: 'es2022',
     // tfjs is large; one chunk is fine for an example.
