@@ -38,6 +38,11 @@ export interface GrowingNCAOptions {
   stepsRange?: [number, number];
   /** Best states of each batch that get a random circle zeroed (regeneration training); 0 disables. Default 3. */
   damageCount?: number;
+  /**
+   * Training steps without damage before `damageCount` applies (the pool first learns to
+   * grow, then to regrow, as in the article's demos). Default 0: damage from the start.
+   */
+  damageAfter?: number;
   /** Adam learning rate. Default 2e-3. */
   learningRate?: number;
   /**
@@ -90,6 +95,7 @@ const DEFAULTS: Omit<GrowingNCAConfig, 'seed'> = {
   batchSize: 8,
   stepsRange: [64, 96],
   damageCount: 3,
+  damageAfter: 0,
   learningRate: 2e-3,
   decaySteps: 2000,
   decayFactor: 0.1,
@@ -116,6 +122,7 @@ function resolveConfig(options: GrowingNCAOptions, fn: string): GrowingNCAConfig
   assertInt(c.stepsRange[1], fn, 'options.stepsRange[1]', c.stepsRange[0]);
   // The worst state of a batch becomes the seed; damage goes to the others.
   assertInt(c.damageCount, fn, 'options.damageCount', 0, c.batchSize - 1);
+  assertInt(c.damageAfter, fn, 'options.damageAfter', 0);
   assertNumber(c.learningRate, fn, 'options.learningRate', 0, Infinity, { min: true });
   assertInt(c.decaySteps, fn, 'options.decaySteps', 0);
   assertNumber(c.decayFactor, fn, 'options.decayFactor', 0, Infinity, { min: true });
@@ -285,7 +292,8 @@ export class GrowingNCA {
 
   /**
    * One step of sample-pool training: draw `batchSize` states from the pool, sort them by
-   * loss, reset the worst to the seed, zero a random circle in the `damageCount` best, run
+   * loss, reset the worst to the seed, zero a random circle in the `damageCount` best (once
+   * `damageAfter` steps are done), run
    * a random number of steps in `stepsRange`, take the L2 loss of the RGBA channels against
    * the target (mean over batch, pixels and channels), and update the rule with Adam after
    * dividing each variable's gradient by its norm (`g / (|g| + 1e-8)`); the learning rate
@@ -316,7 +324,8 @@ export class GrowingNCA {
       return tf.concat([this.seedCell, tf.slice(sorted, 1, c.batchSize - 1)], 0) as tf.Tensor4D;
     });
     states.dispose();
-    const best = Array.from({ length: c.damageCount }, (_, k) => c.batchSize - 1 - k);
+    const damaged = this.steps >= c.damageAfter ? c.damageCount : 0;
+    const best = Array.from({ length: damaged }, (_, k) => c.batchSize - 1 - k);
     const x0 = damageSubset(reset, best, { shape: 'circle', rng: this.rng });
     reset.dispose();
     const [lo, hi] = c.stepsRange;
