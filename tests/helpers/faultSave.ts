@@ -41,5 +41,5 @@ for (const op of OPS) {
 syncBuiltinESMExports();
 
 const { fileSystem } = await import('../../src/node/fileSystem.js');
-await fileSystem(dir!).save(faultArtifacts(seed));
+await fileSystem(dir!).save!(faultArtifacts(seed));
 for (const c of calls) console.log(JSON.stringify(c));
