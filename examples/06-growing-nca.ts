@@ -24,39 +24,36 @@
  * for the article's settings (about 10 s per training step on wasm).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { PNG } from 'pngjs';
 import { GrowingNCA } from '../src/growing/index.js';
 import { fileSystem, saveGif, savePngGrid } from '../src/node.js';
+import { backendOption, float, int, progress, useBackend, type BackendName } from './common.js';
 
-const program = new Command()
+const program = backendOption(new Command()
   .name('06-growing-nca')
   .description('Train a Growing NCA on a 40x40 smiley and render its growth and regrowth.')
-  .option('--steps <n>', 'training steps', (v) => parseInt(v, 10), 300)
-  .option('--backend <name>', 'tfjs backend: wasm or cpu', 'wasm')
+  .option('--steps <n>', 'training steps', int, 300)
   .option('--out <dir>', 'output folder', 'out/growing')
   .option('--target <png>', 'target RGBA PNG (a transparent border of a few pixels helps)', 'examples/assets/target-40.png')
-  .option('--hidden <n>', 'hidden units of the update rule', (v) => parseInt(v, 10), 64)
-  .option('--batch <n>', 'states per training step', (v) => parseInt(v, 10), 4)
-  .option('--min-steps <n>', 'shortest training rollout', (v) => parseInt(v, 10), 32)
-  .option('--max-steps <n>', 'longest training rollout', (v) => parseInt(v, 10), 48)
-  .option('--damage <n>', 'states of each batch damaged in training', (v) => parseInt(v, 10), 1)
-  .option('--pool <n>', 'states in the sample pool', (v) => parseInt(v, 10), 64)
-  .option('--lr <x>', 'Adam learning rate', parseFloat, 2e-3)
-  .option('--decay-steps <n>', 'steps after which the learning rate drops tenfold', (v) => parseInt(v, 10), 2000)
-  .option('--seed <n>', 'random seed', (v) => parseInt(v, 10), 0)
+  .option('--hidden <n>', 'hidden units of the update rule', int, 64)
+  .option('--batch <n>', 'states per training step', int, 4)
+  .option('--min-steps <n>', 'shortest training rollout', int, 32)
+  .option('--max-steps <n>', 'longest training rollout', int, 48)
+  .option('--damage <n>', 'states of each batch damaged in training', int, 1)
+  .option('--pool <n>', 'states in the sample pool', int, 64)
+  .option('--lr <x>', 'Adam learning rate', float, 2e-3)
+  .option('--decay-steps <n>', 'steps after which the learning rate drops tenfold', int, 2000)
+  .option('--seed <n>', 'random seed', int, 0)
   .option('--resume <dir>', 'continue from a saved model (its sizes replace the flags above)')
-  .option('--save-every <n>', 'save the model to <out>/model every n steps', (v) => parseInt(v, 10), 100)
-  .option('--tiny', 'smoke test: 3 training steps, short rollouts')
+  .option('--save-every <n>', 'save the model to <out>/model every n steps', int, 100)
+  .option('--tiny', 'smoke test: 3 training steps, short rollouts'))
   .parse();
 
 const opts = program.opts<{
-  steps: number; backend: string; out: string; target: string; hidden: number; batch: number;
+  steps: number; backend: BackendName; out: string; target: string; hidden: number; batch: number;
   minSteps: number; maxSteps: number; damage: number; pool: number; lr: number; decaySteps: number; seed: number; tiny?: boolean;
   resume?: string; saveEvery: number;
 }>();
@@ -74,8 +71,7 @@ function loadTarget(path: string): tf.Tensor3D {
   return tf.tensor3d(values, [png.height, png.width, 4]);
 }
 
-if (!(await tf.setBackend(opts.backend))) throw new Error(`could not start the ${opts.backend} backend`);
-await tf.ready();
+await useBackend(opts.backend);
 
 async function makeModel(): Promise<GrowingNCA> {
   if (opts.resume) return GrowingNCA.load(fileSystem(opts.resume));
@@ -105,20 +101,14 @@ console.log(`GrowingNCA on ${tf.getBackend()}: ${height}x${width} target, ${nca.
   opts.resume ? ` after loading ${opts.resume}` : ''}`);
 
 // --- Training -----------------------------------------------------------------------
-const bar = new cliProgress.SingleBar({
-  format: 'training [{bar}] {value}/{total} | loss {loss} | {rate} steps/s | ETA {eta_formatted}',
-  hideCursor: true,
-  noTTYOutput: true, // when the output is a file or a pipe: a line every 10 s
-  notTTYSchedule: 10_000,
-}, cliProgress.Presets.shades_classic);
-bar.start(opts.steps, 0, { loss: '-', rate: '-' });
+// A progress bar on a terminal; plain lines (about ten) when the output is a file or a pipe.
+const bar = progress('training', opts.steps, 0, ['loss']);
 const started = performance.now();
 let lossAverage = NaN;
 for (let i = 1; i <= opts.steps; i++) {
   const { loss } = nca.trainStep();
   lossAverage = Number.isNaN(lossAverage) ? loss : 0.9 * lossAverage + 0.1 * loss;
-  const rate = i / ((performance.now() - started) / 1000);
-  bar.update(i, { loss: lossAverage.toFixed(4), rate: rate.toFixed(2) });
+  bar.update(i, { loss: lossAverage.toFixed(4) });
   if (opts.saveEvery > 0 && i % opts.saveEvery === 0) await nca.save(fileSystem(modelDir));
 }
 bar.stop();

@@ -78,11 +78,11 @@ describe('examples', () => {
     expectPng(join(out, 'interpolation.png'), gridSize(8, 4, 3));
   });
 
-  it('a missing model fails with the command that makes it', () => {
-    const r = run('01-quick-start.ts', ['--out', join(tmp, 'none')], tmp); // no models/ under tmp
+  it('a missing model fails with what to do instead', () => {
+    const r = run('01-quick-start.ts', ['--model', 'none', '--out', join(tmp, 'none')], tmp);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/no model at models\/mnist-small/);
-    expect(r.stderr).toMatch(/npx tsx tools\/convert-shipped\.ts/);
+    expect(r.stderr).toMatch(/no model 'none': expected one of the shipped models \(mnist-small/);
+    expect(r.stderr).toMatch(/vnca train --out <dir>/);
   });
 
   it('01 quick start samples the shipped model', () => {
@@ -118,6 +118,25 @@ describe('examples', () => {
     runOk('04-regenerate.ts', ['--n', '2', '--steps', '4', '--every', '2', '--shape', 'circle', '--size', '8', '--out', out]);
     expectPng(join(out, 'regrowth.png'), gridSize(4, 2, 3)); // grown, damaged, after 2 and 4 steps
     expectGif(join(out, 'regrowth.gif'), gridSize(2, 1, 3, 2));
+  });
+
+  it('04 rejects a region larger than the grid, and counts in words', () => {
+    const r = run('04-regenerate.ts', ['--size', '40', '--out', join(tmp, '04-big')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--size 40 does not fit: the model's grid is 32x32/);
+    const one = runOk('04-regenerate.ts', ['--n', '1', '--steps', '1', '--size', '16', '--out', join(tmp, '04-one')]);
+    expect(one).toMatch(/grew 1 new sample, damaged a 16x16-cell square, ran 1 steps/);
+  });
+
+  it('06 trains a growing NCA and writes its growth, with plain progress lines when not on a terminal', () => {
+    const out = join(tmp, '06');
+    const stdout = runOk('06-growing-nca.ts', ['--tiny', '--out', out]);
+    expect(stdout).toMatch(/^training 3\/3: loss \d/m);
+    expect(stdout).not.toMatch(/\u001b\[|\r|░|█/); // no bar drawing, no cursor codes
+    expectGif(join(out, 'growth.gif'), [expect.any(Number) as unknown as number, expect.any(Number) as unknown as number]);
+    expect(existsSync(join(out, 'regrowth.gif'))).toBe(true);
+    expect(existsSync(join(out, 'final.png'))).toBe(true);
+    expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
   });
 
   it('05 inpaints', () => {

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import { silenceNodeBanner } from '../../src/cli/backend.js';
 
 export const BACKENDS = ['cpu', 'wasm'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -13,6 +14,8 @@ export async function useBackend(name: BackendName): Promise<void> {
   const ok = await tf.setBackend(name);
   if (!ok) throw new Error(`could not start the ${name} backend`);
   await tf.ready();
+  // The tests pick their backends on purpose: no "install tfjs-node" banner in the log.
+  silenceNodeBanner(tf.backend());
 }
 
 /** Runs `fn` on a backend and returns plain arrays, so results from two backends can be compared. */
