@@ -29,7 +29,7 @@ function kindOf(st: Stats): string {
   if (st.isSocket()) return 'a socket';
   if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
   if (st.isSymbolicLink()) return 'a symbolic link';
-  return 'not a regular file';
+  return st.isFile() ? 'a file' : 'not a regular file';
 }
 
 /**
