@@ -17,9 +17,32 @@ import { VncaError, assertInt, assertNumber, assertOneOf, assertState, assertTen
  * @category Damage
  */
 export type DamageRegion =
-  | { shape: 'square'; top: number; left: number; size: number }
-  | { shape: 'circle'; centerY: number; centerX: number; radius: number }
-  | { shape: 'mask'; mask: tf.Tensor };
+  | {
+    /** An axis-aligned square of cells. */
+    shape: 'square';
+    /** Row of its top-left cell. */
+    top: number;
+    /** Column of its top-left cell. */
+    left: number;
+    /** Side, in cells. */
+    size: number;
+  }
+  | {
+    /** A disc of cells. */
+    shape: 'circle';
+    /** Row of its centre (may be fractional: `size / 2 - 0.5` is the middle of an even grid). */
+    centerY: number;
+    /** Column of its centre. */
+    centerX: number;
+    /** Radius, in cells: the cells whose centres lie within it are damaged. */
+    radius: number;
+  }
+  | {
+    /** Any region, given cell by cell. */
+    shape: 'mask';
+    /** `[height, width]` or `[batch, height, width]`, 1 = damage the cell, 0 = keep it. */
+    mask: tf.Tensor;
+  };
 
 const SHAPES = ['square', 'circle', 'mask'] as const;
 

@@ -42,7 +42,11 @@ export function mulberry32(seed: number): Rng {
  * @returns The same array, permuted.
  * @category Random
  */
-export function shuffleInPlace<T extends { length: number; [i: number]: unknown }>(values: T, rng: Rng): T {
+export function shuffleInPlace<T extends {
+  /** Number of elements. */
+  length: number;
+  [i: number]: unknown;
+}>(values: T, rng: Rng): T {
   for (let i = values.length - 1; i > 0; i--) {
     const j = Math.floor(rng() * (i + 1));
     const tmp = values[i];

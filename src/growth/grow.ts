@@ -19,9 +19,16 @@ export type Rule = RuleLayer | ((state: tf.Tensor4D) => tf.Tensor4D);
  * @category Growth
  */
 export interface RuleLayer {
+  /** Runs the layer: the state `[batch, height, width, channels]` in, the update out. */
   apply(inputs: tf.Tensor | tf.Tensor[], kwargs?: Record<string, unknown>): unknown;
-  readonly trainableWeights: ReadonlyArray<{ read(): tf.Tensor }>;
+  /** The weights that gradients flow to. */
+  readonly trainableWeights: ReadonlyArray<{
+    /** The weight's current value. */
+    read(): tf.Tensor;
+  }>;
+  /** Whether `build` has made the weights. */
   built: boolean;
+  /** Makes the weights for an input shape. */
   build(inputShape: number[] | number[][]): void;
 }
 
@@ -43,7 +50,12 @@ export interface StepOptions {
    * neighbourhood of channel `channel` exceeds `threshold`, before and after the update;
    * dead cells are zeroed. Off by default.
    */
-  alive?: { channel?: number; threshold?: number } | false;
+  alive?: {
+    /** Channel whose 3x3 max-pool decides which cells live (the alpha channel, 3 for RGBA). */
+    channel?: number;
+    /** A cell lives when that max-pool exceeds this (0.1 in the Distill article). */
+    threshold?: number;
+  } | false;
 }
 
 /**

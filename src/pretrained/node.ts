@@ -13,7 +13,7 @@ import { checkPretrainedName, type PretrainedName } from './registry.js';
 /**
  * Folder of a shipped model inside the installed package (`<package>/models/<name>`).
  *
- * @param name A name of {@link PRETRAINED_MODELS}.
+ * @param name A name of {@link index!PRETRAINED_MODELS}.
  * @returns Absolute path of the folder holding `model.json` and `weights.bin`.
  * @category Pretrained
  */
@@ -35,7 +35,7 @@ export function pretrainedPath(name: PretrainedName): string {
 /**
  * A shipped model as a tfjs IO handler: `await VNCA.load(pretrained('mnist-regen'))`.
  *
- * @param name A name of {@link PRETRAINED_MODELS}: `'mnist-small'` (samples, interpolation) or
+ * @param name A name of {@link index!PRETRAINED_MODELS}: `'mnist-small'` (samples, interpolation) or
  *   `'mnist-regen'` (regeneration, inpainting).
  * @returns A read-only handler of the model's folder.
  * @example
