@@ -15,7 +15,7 @@ import { DEFAULT_MODEL, ModelNotFoundError, isPretrainedName, loadModel as loadM
 import { backendOption, useBackend, type BackendName } from '../src/cli/backend.js';
 import { float, int, intList, positiveInt } from '../src/cli/args.js';
 import { progress, since } from '../src/cli/progress.js';
-import { VNCA, VncaError, mulberry32, type UpdateRuleClass } from '../src/index.js';
+import { VNCA, VncaError, mulberry32, type PretrainedName, type UpdateRuleClass } from '../src/index.js';
 import { ParallelVNCA, datasetToTensor, fileSystem, sampleBatch, pretrainedPath, savePngGrid, writeFileAtomic, type ImageDataset } from '../src/node.js';
 
 // --- Command line, backend, model, progress: shared with the `vnca` command (src/cli/) ---
