@@ -49,7 +49,7 @@ export function program(): Command {
 
   const train = root.command('train')
     .description('Train a doubling VNCA on MNIST or a folder of 32x32 PNG images, with a progress bar, checkpoints in <out>/checkpoint and --resume.')
-    .option('--data <what>', "'mnist' (the bundled digits; needs the mnist package), a folder of 32x32 PNG images, or a binarised-MNIST .amat file", 'mnist');
+    .option('--data <what>', "'mnist' (the bundled digits; needs the mnist package), a folder of 32x32 PNG images (read as grey, the mean of R, G, B), or a binarised-MNIST .amat file", 'mnist');
   // The training flags of examples 02 and 08 (--steps, --batch, model sizes, --lr,
   // --checkpoint-every, --resume, --seed, --workers, --out, --backend).
   trainingOptions(train, { steps: 1000, out: 'vnca-model' });

@@ -17,11 +17,27 @@ export function trainingData(data: string): { train: ImageDataset; test: ImageDa
   if (data === 'mnist') return { train: loadMnistDigits({ split: 'train' }), test: loadMnistDigits({ split: 'test' }) };
   if (statSync(data, { throwIfNoEntry: false })?.isDirectory()) {
     // A folder: its images are the training data; the preview reconstructs the first few of them.
-    const all = loadPngFolder(data, { size: SIZE });
+    const all = toGrey(loadPngFolder(data, { size: SIZE }));
     return { train: all, test: all };
   }
   const all = loadAmat(data);
   return { train: all, test: all };
+}
+
+/**
+ * An RGB data set as grey, the mean of its channels: the command trains the Bernoulli
+ * (binary-pixel) VNCA, whose targets may be any value in [0, 1].
+ */
+export function toGrey(ds: ImageDataset): ImageDataset {
+  if (ds.channels === 1) return ds;
+  const pixels = ds.count * ds.height * ds.width;
+  const grey = new Float32Array(pixels);
+  for (let p = 0; p < pixels; p++) {
+    let sum = 0;
+    for (let c = 0; c < ds.channels; c++) sum += ds.images[p * ds.channels + c]!;
+    grey[p] = sum / ds.channels;
+  }
+  return { ...ds, images: grey, channels: 1 };
 }
 
 /** Runs `vnca train` (the command's parsed flags are read from `command`). */
