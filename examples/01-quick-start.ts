@@ -19,7 +19,7 @@ import { SHIPPED_MODEL, backendOption, int, loadModel, positiveInt, since, useBa
 const opts = backendOption(new Command()
   .name('01-quick-start')
   .description('Load the pretrained VNCA and save a grid of new samples.')
-  .option('--model <dir>', 'model folder', SHIPPED_MODEL)
+  .option('--model <name|dir>', 'shipped model name or model folder', SHIPPED_MODEL)
   .option('--n <n>', 'number of samples', positiveInt, 16)
   .option('--seed <n>', 'random seed', int, 0)
   .option('--scale <n>', 'pixels per image pixel', positiveInt, 4)

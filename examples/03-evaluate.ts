@@ -30,7 +30,7 @@ import {
 const opts = backendOption(new Command()
   .name('03-evaluate')
   .description('IWAE bound on log p(x) of held-out MNIST digits, in nats and bits/dim.')
-  .option('--model <dir>', 'model folder', SHIPPED_MODEL)
+  .option('--model <name|dir>', 'shipped model name or model folder', SHIPPED_MODEL)
   .option('--k <n>', 'importance samples per image', positiveInt, 32)
   .option('--images <n>', 'held-out digits to evaluate (the first n of the test split)', positiveInt, 16)
   .option('--chunk <n>', 'decodes per batch (memory)', positiveInt, 32)

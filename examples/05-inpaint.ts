@@ -32,7 +32,7 @@ import {
 const opts = backendOption(new Command()
   .name('05-inpaint')
   .description('Inpaint the hidden part of held-out MNIST digits with the pretrained VNCA.')
-  .option('--model <dir>', 'model folder', SHIPPED_MODEL)
+  .option('--model <name|dir>', 'shipped model name or model folder', SHIPPED_MODEL)
   .addOption(new Option('--mask <which>', 'the hidden part').choices([...MASKS]).default('bottom'))
   .option('--n <n>', 'number of held-out digits', positiveInt, 8)
   .option('--steps <n>', 'steps of regrowth in the hidden region (default: 2 x stepsPerDoubling)', int)

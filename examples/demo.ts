@@ -39,7 +39,7 @@ import {
 const program = backendOption(new Command()
   .name('demo')
   .description('Pictures and the held-out log-likelihood of the shipped pretrained VNCA.')
-  .option('--model <dir>', 'model folder', SHIPPED_MODEL)
+  .option('--model <name|dir>', 'shipped model name or model folder', SHIPPED_MODEL)
   .option('--out <dir>', 'output folder', 'out/demo')
   .option('--samples <n>', 'new samples in samples.png', positiveInt, 36)
   .option('--k <n>', 'importance samples per image of the live IWAE bound', positiveInt, 32)

@@ -15,13 +15,11 @@
  */
 import { program } from './cli/program.js';
 
-try {
-  await program().parseAsync(process.argv);
-} catch (e) {
+program().parseAsync(process.argv).catch((e: unknown) => {
   // Errors we expect (a missing package, a bad flag value, no such model) in one line; the
   // rest with their stack.
   const err = e as Error;
   const known = ['MissingPeerDependencyError', 'ModelNotFoundError', 'VncaError', 'RangeError'].includes(err?.name);
   console.error(`error: ${known ? err.message : (err?.stack ?? String(e))}`);
   process.exit(1);
-}
+});
