@@ -253,6 +253,10 @@ describe('declared sizes and classes are checked before anything is built', () =
       expect(() => checkDeclaredSizes(sizes, specs, 'VNCA.load')).toThrowError(re);
       tally.named++;
     }
+    expect(() => checkDeclaredSizes({}, specs, 'VNCA.load', { nBlocks: 1 })).not.toThrow();
+    tally.cases++;
+    expect(() => checkDeclaredSizes({}, specs, 'VNCA.load', { nBlocks: 100000 })).toThrowError(/config\.nBlocks must be an integer no larger than the number of weights \(1\), but got 100000/);
+    tally.named++;
   });
 
   it('the tiny model\'s real config passes against its own weights', () => {
@@ -384,7 +388,7 @@ describe.skip('end to end after wiring (issue 16): VNCA.load / fromArtifacts', (
   });
   it('updateRule.className "Dense" is refused', async () => {
     const dir = folder((_d, j) => { (j.modelTopology as { updateRule: { className: string } }).updateRule.className = 'Dense'; });
-    await expectNamed(VNCA.load(fileSystem(dir)), /'Dense' is a registered class but not a UpdateRule/);
+    await expectNamed(VNCA.load(fileSystem(dir)), /'Dense' is a registered class but not a(n)? (UpdateRule|update rule)/);
   });
   it('artifacts from memory with weightSpecs [null] or NaN weights are refused', async () => {
     const a = await fileSystem(good).load!();

@@ -169,12 +169,20 @@ export function checkModelArtifacts(artifacts: unknown, fn: string): {
  * @param sizes Config sizes by name; numbers or arrays of numbers; undefined entries are skipped.
  * @param specs The weight specs that came with the config (checked by {@link checkWeightSpecs}).
  * @param fn The public function to name in the error.
+ * @param counts Config counts of layers with weights (e.g. `nBlocks`): each layer has at least
+ *   one weight, so a count cannot exceed the number of weights.
  * @throws VncaError naming the size and the largest dimension the weights have.
  * @internal
  */
 export function checkDeclaredSizes(
   sizes: Record<string, number | number[] | undefined>, specs: tf.io.WeightsManifestEntry[], fn: string,
+  counts: Record<string, number | undefined> = {},
 ): void {
+  for (const [key, v] of Object.entries(counts)) {
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > specs.length)) {
+      throw new VncaError(fn, `config.${key}`, `must be an integer no larger than the number of weights (${specs.length}), but got ${describe(v)}.`);
+    }
+  }
   let largest = 0;
   for (const s of specs) for (const d of s.shape) largest = Math.max(largest, d);
   for (const [key, value] of Object.entries(sizes)) {
@@ -199,12 +207,13 @@ export function checkDeclaredSizes(
  * @param base The base class every accepted class extends.
  * @param fn The public function to name in the error.
  * @param arg The argument to name in the error (e.g. `'updateRule'`).
+ * @param what What the classes are called in messages (e.g. `'update rule'`). Default: `base.name`.
  * @returns The class and the config to build it with.
  * @throws VncaError when the spec is malformed, the class is unknown, or it does not extend `base`.
  * @internal
  */
 export function resolveSavedClass<C extends abstract new (...args: never[]) => unknown>(
-  spec: unknown, classes: readonly C[], base: C, fn: string, arg: string,
+  spec: unknown, classes: readonly C[], base: C, fn: string, arg: string, what = base.name,
 ): { cls: C; config: tf.serialization.ConfigDict } {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
     throw new VncaError(fn, arg, `must be { className, config }, but got ${describe(spec)}.`);
@@ -220,10 +229,10 @@ export function resolveSavedClass<C extends abstract new (...args: never[]) => u
   const own = Object.prototype.hasOwnProperty.call(registry, className) ? registry[className]?.[0] : undefined;
   const cls = classes.find((c) => (c as unknown as { className?: string }).className === className) ?? own;
   if (cls === undefined) {
-    throw new VncaError(fn, arg, `'${className}' is not a known ${base.name} class: pass it in options or register it with tf.serialization.registerClass.`);
+    throw new VncaError(fn, arg, `'${className}' is not a known ${what} class: pass it in options or register it with tf.serialization.registerClass.`);
   }
   if (typeof cls !== 'function' || !(cls === base || (cls as { prototype: unknown }).prototype instanceof base)) {
-    throw new VncaError(fn, arg, `'${className}' is a registered class but not a ${base.name}: only ${base.name} subclasses can be loaded here.`);
+    throw new VncaError(fn, arg, `'${className}' is a registered class but not a ${what}: only ${base.name} subclasses can be loaded here.`);
   }
   return { cls: cls as C, config: config as tf.serialization.ConfigDict };
 }
