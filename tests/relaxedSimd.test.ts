@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core registers its gradients when tfjs-layers loads; this file loads no layer, so it imports it itself.
+import '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-wasm';
+import {
+  disableRelaxedSimdKernels,
+  enableRelaxedSimdKernels,
+  isRelaxedSimdEnabled,
+  isRelaxedSimdSupported,
+} from '../src/backend/relaxed/relaxedMatMul.js';
+
+/** Deterministic values in [-1, 1). */
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+const nodeMajor = Number(process.versions.node.split('.')[0]);
+const flagged = process.execArgv.some((a) => a.includes('relaxed-simd'));
+const supported = isRelaxedSimdSupported();
+
+interface Case { label: string; a: number[]; b: number[]; tA?: boolean; tB?: boolean }
+
+const CASES: Case[] = [
+  { label: '1x1 conv forward, rows not a multiple of 6', a: [1000, 64], b: [64, 32] },
+  { label: 'paper shape [4096,256]x[256,256]', a: [4096, 256], b: [256, 256] },
+  { label: 'K blocked (K 600)', a: [97, 600], b: [600, 48] },
+  { label: 'transposeA (filter gradient), M 250', a: [512, 250], b: [512, 64], tA: true },
+  { label: 'transposeA, K blocked and ragged (K 300)', a: [300, 40], b: [300, 16], tA: true },
+  { label: 'transposeB (input gradient)', a: [333, 128], b: [64, 128], tB: true },
+  { label: 'transposeA and transposeB', a: [128, 70], b: [24, 128], tA: true, tB: true },
+  { label: 'batched, b shared', a: [3, 50, 64], b: [64, 32] },
+  { label: 'batched, b batched', a: [2, 3, 40, 32], b: [2, 3, 32, 24] },
+  { label: 'falls back: N 10', a: [200, 64], b: [64, 10] },
+  { label: 'falls back: M 4', a: [4, 4096], b: [4096, 64] },
+];
+
+describe('relaxed-SIMD kernels', () => {
+  it('are accepted exactly where the runtime has relaxed SIMD', () => {
+    if (nodeMajor >= 22 || flagged) expect(supported).toBe(true);
+    else expect(supported).toBe(false);
+  });
+
+  describe.skipIf(!supported)('on the wasm backend (relaxed SIMD available)', () => {
+    beforeAll(async () => {
+      await tf.setBackend('wasm');
+      await tf.ready();
+    });
+    afterAll(() => disableRelaxedSimdKernels());
+
+    it('enable is idempotent and disable restores the backend kernel', async () => {
+      const own = tf.getKernel(tf.BatchMatMul, 'wasm')!.kernelFunc;
+      expect(await enableRelaxedSimdKernels()).toBe(true);
+      expect(await enableRelaxedSimdKernels()).toBe(true);
+      expect(isRelaxedSimdEnabled()).toBe(true);
+      expect(tf.getKernel(tf.BatchMatMul, 'wasm')!.kernelFunc).not.toBe(own);
+      disableRelaxedSimdKernels();
+      expect(isRelaxedSimdEnabled()).toBe(false);
+      expect(tf.getKernel(tf.BatchMatMul, 'wasm')!.kernelFunc).toBe(own);
+    });
+
+    for (const c of CASES) {
+      it(`matches the backend's matMul: ${c.label}`, async () => {
+        const a = tf.tensor(values(c.a.reduce((p, q) => p * q, 1), 1), c.a);
+        const b = tf.tensor(values(c.b.reduce((p, q) => p * q, 1), 2), c.b);
+        const want = tf.matMul(a, b, c.tA, c.tB);
+        const expected = want.dataSync().slice();
+        await enableRelaxedSimdKernels();
+        const before = tf.memory().numTensors;
+        const bytesBefore = tf.memory().numBytes;
+        const got = tf.matMul(a, b, c.tA, c.tB);
+        expect(got.shape).toEqual(want.shape);
+        const actual = got.dataSync();
+        got.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+        expect(tf.memory().numBytes).toBe(bytesBefore);
+        disableRelaxedSimdKernels();
+        let scale = 0;
+        let maxErr = 0;
+        for (let i = 0; i < expected.length; i++) {
+          scale = Math.max(scale, Math.abs(expected[i]!));
+          maxErr = Math.max(maxErr, Math.abs(expected[i]! - actual[i]!));
+        }
+        expect(Number.isFinite(maxErr)).toBe(true);
+        expect(maxErr).toBeLessThanOrEqual(1e-5 * Math.max(1, scale) * Math.sqrt(c.a[c.a.length - (c.tA ? 2 : 1)]!));
+        tf.dispose([a, b, want]);
+      });
+    }
+
+    it('gradients through matMul use the kernels and match', async () => {
+      const x = tf.tensor2d(values(300 * 64, 3), [300, 64]);
+      const w = tf.tensor2d(values(64 * 32, 4), [64, 32]);
+      const f = (xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.square(tf.matMul(xx, ww)));
+      const g = tf.grads(f);
+      const [rx, rw] = g([x, w]);
+      const want = [rx!.dataSync().slice(), rw!.dataSync().slice()];
+      await enableRelaxedSimdKernels();
+      const [ox, ow] = g([x, w]);
+      const got = [ox!.dataSync(), ow!.dataSync()];
+      disableRelaxedSimdKernels();
+      for (let j = 0; j < 2; j++) {
+        let scale = 0;
+        let maxErr = 0;
+        for (let i = 0; i < want[j]!.length; i++) {
+          scale = Math.max(scale, Math.abs(want[j]![i]!));
+          maxErr = Math.max(maxErr, Math.abs(want[j]![i]! - got[j]![i]!));
+        }
+        expect(maxErr).toBeLessThanOrEqual(1e-5 * scale);
+      }
+      tf.dispose([x, w, rx!, rw!, ox!, ow!]);
+    });
+  });
+
+  describe.skipIf(supported)('without relaxed SIMD (Node 20)', () => {
+    it('enableRelaxedSimdKernels changes nothing and says so', async () => {
+      await tf.setBackend('wasm');
+      const own = tf.getKernel(tf.BatchMatMul, 'wasm')!.kernelFunc;
+      expect(await enableRelaxedSimdKernels()).toBe(false);
+      expect(isRelaxedSimdEnabled()).toBe(false);
+      expect(tf.getKernel(tf.BatchMatMul, 'wasm')!.kernelFunc).toBe(own);
+    });
+  });
+});
