@@ -56,13 +56,16 @@ describe('relaxed-SIMD kernels', () => {
 
     it('enable is idempotent and disable restores the backend kernel', async () => {
       const own = tf.getKernel(tf.BatchMatMul, 'wasm')!.kernelFunc;
+      const ownFused = tf.getKernel(tf._FusedMatMul, 'wasm')!.kernelFunc;
       expect(await enableRelaxedSimdKernels()).toBe(true);
       expect(await enableRelaxedSimdKernels()).toBe(true);
       expect(isRelaxedSimdEnabled()).toBe(true);
       expect(tf.getKernel(tf.BatchMatMul, 'wasm')!.kernelFunc).not.toBe(own);
+      expect(tf.getKernel(tf._FusedMatMul, 'wasm')!.kernelFunc).not.toBe(ownFused);
       disableRelaxedSimdKernels();
       expect(isRelaxedSimdEnabled()).toBe(false);
       expect(tf.getKernel(tf.BatchMatMul, 'wasm')!.kernelFunc).toBe(own);
+      expect(tf.getKernel(tf._FusedMatMul, 'wasm')!.kernelFunc).toBe(ownFused);
     });
 
     for (const c of CASES) {
@@ -90,6 +93,30 @@ describe('relaxed-SIMD kernels', () => {
         expect(Number.isFinite(maxErr)).toBe(true);
         expect(maxErr).toBeLessThanOrEqual(1e-5 * Math.max(1, scale) * Math.sqrt(c.a[c.a.length - (c.tA ? 2 : 1)]!));
         tf.dispose([a, b, want]);
+      });
+    }
+
+    for (const activation of ['linear', 'relu', 'elu', 'relu6', 'leakyrelu'] as const) {
+      it(`fused matMul with bias and ${activation} matches the backend's`, async () => {
+        const a = tf.tensor2d(values(500 * 64, 5), [500, 64]);
+        const b = tf.tensor2d(values(64 * 48, 6), [64, 48]);
+        const bias = tf.tensor1d(values(48, 7));
+        const run = () => tf.fused.matMul({ a, b, bias, activation });
+        const want = run();
+        const expected = want.dataSync().slice();
+        await enableRelaxedSimdKernels();
+        const before = tf.memory().numTensors;
+        const bytesBefore = tf.memory().numBytes;
+        const got = run();
+        const actual = got.dataSync().slice();
+        got.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+        expect(tf.memory().numBytes).toBe(bytesBefore);
+        disableRelaxedSimdKernels();
+        let maxErr = 0;
+        for (let i = 0; i < expected.length; i++) maxErr = Math.max(maxErr, Math.abs(expected[i]! - actual[i]!));
+        expect(maxErr).toBeLessThanOrEqual(1e-5 * 8);
+        tf.dispose([a, b, bias, want]);
       });
     }
 

@@ -5,8 +5,9 @@
  * output tensor where they lie, with no copies. Issue 14 measured them at 1.5-1.8x
  * tfjs-backend-wasm 4.22's XNNPACK (docs/performance.md, "Relaxed SIMD").
  *
- * {@link enableRelaxedSimdKernels} replaces the backend's `BatchMatMul` kernel with one
- * that takes the products it supports (float32; `N` a multiple of 8; `K` a multiple of
+ * {@link enableRelaxedSimdKernels} replaces the backend's `BatchMatMul` and `_FusedMatMul`
+ * kernels (bias and activation: linear, relu, relu6, elu) with ones
+ * that take the products they support (float32; `N` a multiple of 8; `K` a multiple of
  * 4; `M` at least 6; the second operand unbatched or batched like the first; large
  * enough to be worth it) and hands every other call to the backend's own kernel.
  * Nothing changes where the runtime lacks relaxed SIMD (`WebAssembly.validate` refuses
@@ -79,7 +80,8 @@ export function isRelaxedSimdSupported(): boolean {
 
 let compiled: WebAssembly.Module | undefined;
 let instance: Kernels | undefined;
-let original: tf.KernelConfig | undefined;
+/** The backend's own kernels we replaced, by name; empty when not enabled. */
+const originals = new Map<string, tf.KernelConfig>();
 
 function memoryOf(backend: WasmBackendLike): WebAssembly.Memory | undefined {
   return backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
@@ -230,9 +232,38 @@ function relaxedBatchMatMul(args: {
   return out;
 }
 
+/** The activations the fused matMul finishes with the backend's own kernel. */
+const ACTIVATION_KERNELS: Record<string, string | null> = { linear: null, relu: tf.Relu, elu: tf.Elu, relu6: tf.Relu6 };
+
 /**
- * Makes the `'wasm'` backend run large float32 matMuls (`BatchMatMul`, so `tf.matMul`
- * and the 1x1 convolutions and gradients built on it) with relaxed-SIMD FMA kernels,
+ * `_FusedMatMul` (`tf.fused.matMul`, the library's 1x1 convolutions forward): our GEMM,
+ * then the bias and the activation with the backend's own `Add` and activation kernels
+ * (one pass each over the output), or undefined for the backend's fused kernel.
+ */
+function relaxedFusedMatMul(args: {
+  inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo | undefined {
+  const backend = args.backend as WasmBackendLike;
+  const { bias, preluActivationWeights } = args.inputs as { bias?: tf.TensorInfo; preluActivationWeights?: tf.TensorInfo };
+  const activation = String(args.attrs?.activation ?? 'linear');
+  if (preluActivationWeights != null || !(activation in ACTIVATION_KERNELS)) return undefined;
+  if (bias != null && (bias.shape.length !== 1 || bias.dtype !== 'float32')) return undefined;
+  let out = relaxedBatchMatMul(args);
+  if (out == null) return undefined;
+  const then = (kernelName: string, inputs: tf.NamedTensorInfoMap): void => {
+    const next = tf.getKernel(kernelName, WASM)!.kernelFunc({ inputs, backend, attrs: {} }) as tf.TensorInfo;
+    backend.disposeData(out!.dataId);
+    out = next;
+  };
+  if (bias != null) then(tf.Add, { a: out, b: bias });
+  const act = ACTIVATION_KERNELS[activation];
+  if (act != null) then(act, { x: out });
+  return out;
+}
+
+/**
+ * Makes the `'wasm'` backend run large float32 matMuls (`BatchMatMul` and `_FusedMatMul`,
+ * so `tf.matMul`, `tf.fused.matMul` and the 1x1 convolutions and gradients built on them) with relaxed-SIMD FMA kernels,
  * where the runtime has relaxed SIMD. Other calls, and every other kernel, keep the
  * backend's own path. Call it after `tf.setBackend('wasm')` (or once the backend is
  * registered); calling it again is harmless; {@link disableRelaxedSimdKernels} undoes it.
@@ -247,21 +278,27 @@ function relaxedBatchMatMul(args: {
  * @category Backends
  */
 export async function enableRelaxedSimdKernels(): Promise<boolean> {
-  if (original != null) return true;
+  if (originals.size > 0) return true;
   if (!isRelaxedSimdSupported()) return false;
-  const own = tf.getKernel(tf.BatchMatMul, WASM);
-  if (own == null) return false;
+  const replaced: [string, typeof relaxedBatchMatMul][] = [
+    [tf.BatchMatMul, relaxedBatchMatMul],
+    [tf._FusedMatMul, relaxedFusedMatMul],
+  ];
+  if (replaced.some(([name]) => tf.getKernel(name, WASM) == null)) return false;
   compiled ??= await WebAssembly.compile(gemmBytes());
-  original = own;
-  const fallback = own.kernelFunc;
-  tf.unregisterKernel(tf.BatchMatMul, WASM);
-  tf.registerKernel({
-    kernelName: tf.BatchMatMul,
-    backendName: WASM,
-    setupFunc: own.setupFunc,
-    disposeFunc: own.disposeFunc,
-    kernelFunc: (args) => relaxedBatchMatMul(args) ?? fallback(args),
-  });
+  for (const [kernelName, ours] of replaced) {
+    const own = tf.getKernel(kernelName, WASM)!;
+    originals.set(kernelName, own);
+    const fallback = own.kernelFunc;
+    tf.unregisterKernel(kernelName, WASM);
+    tf.registerKernel({
+      kernelName,
+      backendName: WASM,
+      setupFunc: own.setupFunc,
+      disposeFunc: own.disposeFunc,
+      kernelFunc: (args) => ours(args) ?? fallback(args),
+    });
+  }
   return true;
 }
 
@@ -270,10 +307,11 @@ export async function enableRelaxedSimdKernels(): Promise<boolean> {
  * @category Backends
  */
 export function disableRelaxedSimdKernels(): void {
-  if (original == null) return;
-  tf.unregisterKernel(tf.BatchMatMul, WASM);
-  tf.registerKernel(original);
-  original = undefined;
+  for (const [kernelName, own] of originals) {
+    tf.unregisterKernel(kernelName, WASM);
+    tf.registerKernel(own);
+  }
+  originals.clear();
 }
 
 /**
@@ -281,5 +319,5 @@ export function disableRelaxedSimdKernels(): void {
  * @category Backends
  */
 export function isRelaxedSimdEnabled(): boolean {
-  return original != null;
+  return originals.size > 0;
 }
