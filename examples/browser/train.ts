@@ -17,6 +17,9 @@
  *   (`tf.io.browserFiles`) or a kept model. In Node: `GrowingNCA.load(fileSystem(dir))` from
  *   'vnca/node', with the two files in `dir` renamed `model.json` and kept as they are.
  *
+ * - "Try a trained example" loads public/automata/lizard (a 🦎 trained on this page with the
+ *   CPU settings on wasm, by measure-training.ts).
+ *
  * URL parameters: `?backend=wasm` forces a backend, `?preset=tiny` picks settings,
  * `?seed=1` makes training and growth reproducible.
  *
@@ -735,6 +738,14 @@ loadIdbButton.addEventListener('click', () => {
   if (savedSelect.value) void loadModel(`${IDB_PREFIX}${savedSelect.value}`, savedSelect.value).catch(fail);
 });
 
+/** A model trained on this page (examples/browser/public/automata/), to try before training. */
+const EXAMPLE = { name: 'lizard', url: 'automata/lizard/model.json' };
+el<HTMLButtonElement>('example').addEventListener('click', () => {
+  const url = new URL(EXAMPLE.url, document.baseURI).href;
+  // An explicit handler: bundlers may tree-shake the module that registers the http:// scheme.
+  void loadModel(tf.io.http(url), `the example (${EXAMPLE.name})`).catch(fail);
+});
+
 /** Grows from the seed, every second state upscaled 4x, as an animated GIF. */
 async function exportGif(): Promise<void> {
   if (!nca) return;
@@ -779,7 +790,7 @@ gifButton.addEventListener('click', () => void exportGif().catch(fail));
 function updateReadouts(): void {
   const haveTarget = target !== null;
   trainButton.disabled = !backend || !haveTarget || status === 'error';
-  trainButton.textContent = status === 'training' || status === 'paused' ? 'Train again' : 'Train';
+  trainButton.textContent = status === 'training' || status === 'paused' ? 'Start over' : 'Train';
   pauseButton.disabled = !(status === 'training' || status === 'paused');
   const haveModel = nca !== null;
   growButton.disabled = !haveModel;
