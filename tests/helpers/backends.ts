@@ -7,6 +7,19 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { silenceNodeBanner } from '../../src/cli/backend.js';
 
+// The tests pick their backends on purpose: no "install tfjs-node" banner in the log, also
+// when a test makes tensors before choosing a backend and tfjs starts the cpu backend by
+// itself. The cpu backend's factory is wrapped to silence each instance it makes.
+const cpuFactory = tf.findBackendFactory('cpu');
+if (cpuFactory && !tf.findBackend('cpu')) {
+  tf.removeBackend('cpu');
+  tf.registerBackend('cpu', () => {
+    const backend = cpuFactory() as tf.KernelBackend;
+    silenceNodeBanner(backend);
+    return backend;
+  }, 1);
+}
+
 export const BACKENDS = ['cpu', 'wasm'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
@@ -14,7 +27,6 @@ export async function useBackend(name: BackendName): Promise<void> {
   const ok = await tf.setBackend(name);
   if (!ok) throw new Error(`could not start the ${name} backend`);
   await tf.ready();
-  // The tests pick their backends on purpose: no "install tfjs-node" banner in the log.
   silenceNodeBanner(tf.backend());
 }
 
