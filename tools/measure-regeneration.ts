@@ -1,0 +1,49 @@
+/**
+ * The regeneration and inpainting measures (measureRegeneration, measureInpainting) of a model
+ * on the held-out digits, written as JSON (the numbers of docs/pretrained.md):
+ *
+ *   npx tsx tools/measure-regeneration.ts --model mnist-regen --images 999 --out .tmp/regen-torch/regeneration.json
+ *
+ * --model is a pretrained name (see PRETRAINED_MODELS) or a model folder.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-wasm';
+import { Command } from 'commander';
+import { PRETRAINED_NAMES, VNCA, measureInpainting, measureRegeneration, type PretrainedName } from '../src/index.js';
+import { datasetToTensor, fileSystem, loadMnistDigits, pretrained, writeFileAtomic } from '../src/node.js';
+
+const opts = new Command()
+  .option('--model <name|dir>', 'pretrained name or model folder', 'mnist-regen')
+  .option('--images <n>', 'held-out digits (from the first)', (v) => Number(v), 999)
+  .option('--seed <n>', 'seed of the damage positions', (v) => Number(v), 0)
+  .option('--out <file>', 'JSON output (default: print only)')
+  .parse()
+  .opts<{ model: string; images: number; seed: number; out?: string }>();
+
+await tf.setBackend('wasm');
+const handler = (PRETRAINED_NAMES as readonly string[]).includes(opts.model) ? pretrained(opts.model as PretrainedName) : fileSystem(opts.model);
+const model = await VNCA.load(handler);
+const pad = (model.config.imageSize - 28) / 2;
+const test = loadMnistDigits({ split: 'test', pad });
+const x = datasetToTensor(test, 0, Math.min(opts.images, test.count));
+const start = performance.now();
+const r = measureRegeneration(model, x, { seed: opts.seed });
+const ip = measureInpainting(model, x, { seed: opts.seed });
+const result = {
+  model: opts.model,
+  images: x.shape[0],
+  data: `loadMnistDigits test split (pad ${pad}), first ${x.shape[0]} digits`,
+  damage: `a ${r.size}x${r.size} square of cells zeroed at a random position inside the grid (seed ${opts.seed}); z = posterior mean`,
+  undamaged: r.undamaged,
+  damaged: r.damaged,
+  regrown: r.regrown.map((g) => ({ steps: g.steps, logLikelihood: g.logLikelihood, recovery: g.recovery })),
+  inpainting: {
+    hole: `${ip.size}x${ip.size} square of pixels`,
+    inpainted: ip.inpainted,
+    posteriorMean: ip.posteriorMean,
+  },
+  seconds: (performance.now() - start) / 1000,
+};
+const text = `${JSON.stringify(result, null, 2)}\n`;
+if (opts.out) writeFileAtomic(opts.out, text);
+console.log(text);
