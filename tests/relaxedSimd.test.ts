@@ -120,6 +120,47 @@ describe('relaxed-SIMD kernels', () => {
       });
     }
 
+    interface ConvCase { label: string; x: number[]; f: number[]; strides?: number | [number, number]; pad: 'same' | 'valid' | number; dilations?: number }
+    const CONVS: ConvCase[] = [
+      { label: '3x3 same (the update rule)', x: [2, 9, 9, 16], f: [3, 3, 16, 24], pad: 'same' },
+      { label: '3x3 valid', x: [1, 10, 7, 16], f: [3, 3, 16, 16], pad: 'valid' },
+      { label: 'stride 2, 5x5, same', x: [2, 11, 11, 20], f: [5, 5, 20, 8], strides: 2, pad: 'same' },
+      { label: 'dilation 2, explicit pad 1', x: [1, 12, 12, 16], f: [3, 3, 16, 16], pad: 1, dilations: 2 },
+      { label: 'inC 260: K blocked', x: [1, 6, 6, 260], f: [3, 3, 260, 8], pad: 'same' },
+      { label: '1x1, 32x32x64 -> 64', x: [1, 32, 32, 64], f: [1, 1, 64, 64], pad: 'valid' },
+      { label: 'falls back: inC 3', x: [1, 16, 16, 3], f: [3, 3, 3, 16], pad: 'same' },
+      { label: 'falls back: inC 8', x: [1, 16, 16, 8], f: [3, 3, 8, 16], pad: 'same' },
+    ];
+    for (const c of CONVS) {
+      for (const fusedWith of [null, 'elu'] as const) {
+        it(`conv2d matches the backend's: ${c.label}${fusedWith ? ', fused bias + elu' : ''}`, async () => {
+          const x = tf.tensor4d(values(c.x.reduce((p, q) => p * q, 1), 8), c.x as [number, number, number, number]);
+          const f = tf.tensor4d(values(c.f.reduce((p, q) => p * q, 1), 9), c.f as [number, number, number, number]);
+          const bias = tf.tensor1d(values(c.f[3]!, 10));
+          const run = () => fusedWith == null
+            ? tf.conv2d(x, f, c.strides ?? 1, c.pad, 'NHWC', c.dilations ?? 1)
+            : tf.fused.conv2d({ x, filter: f, strides: c.strides ?? 1, pad: c.pad, dilations: c.dilations ?? 1, bias, activation: fusedWith });
+          const want = run();
+          const expected = want.dataSync().slice();
+          await enableRelaxedSimdKernels();
+          const before = tf.memory().numTensors;
+          const bytesBefore = tf.memory().numBytes;
+          const got = run();
+          expect(got.shape).toEqual(want.shape);
+          const actual = got.dataSync().slice();
+          got.dispose();
+          expect(tf.memory().numTensors).toBe(before);
+          expect(tf.memory().numBytes).toBe(bytesBefore);
+          disableRelaxedSimdKernels();
+          let maxErr = 0;
+          for (let i = 0; i < expected.length; i++) maxErr = Math.max(maxErr, Math.abs(expected[i]! - actual[i]!));
+          expect(Number.isFinite(maxErr)).toBe(true);
+          expect(maxErr).toBeLessThanOrEqual(1e-5 * Math.sqrt(c.f[0]! * c.f[1]! * c.f[2]!));
+          tf.dispose([x, f, bias, want]);
+        });
+      }
+    }
+
     it('gradients through matMul use the kernels and match', async () => {
       const x = tf.tensor2d(values(300 * 64, 3), [300, 64]);
       const w = tf.tensor2d(values(64 * 32, 4), [64, 32]);

@@ -5,8 +5,9 @@
  * output tensor where they lie, with no copies. Issue 14 measured them at 1.5-1.8x
  * tfjs-backend-wasm 4.22's XNNPACK (docs/performance.md, "Relaxed SIMD").
  *
- * {@link enableRelaxedSimdKernels} replaces the backend's `BatchMatMul` and `_FusedMatMul`
- * kernels (bias and activation: linear, relu, relu6, elu) with ones
+ * {@link enableRelaxedSimdKernels} replaces the backend's `BatchMatMul`, `_FusedMatMul`,
+ * `Conv2D` and `FusedConv2D` kernels (bias and activation: linear, relu, relu6, elu; the
+ * convolutions NHWC, as implicit GEMMs, at least 16 input channels) with ones
  * that take the products they support (float32; `N` a multiple of 8; `K` a multiple of
  * 4; `M` at least 6; the second operand unbatched or batched like the first; large
  * enough to be worth it) and hands every other call to the backend's own kernel.
@@ -30,6 +31,8 @@ const KC_ROWS = 256;
 const KC_COLS = 128;
 /** Below this many multiply-adds the backend's kernel is as good (and has no set-up). */
 const MIN_MACS = 1 << 16;
+/** Fewer input channels than this: the backend's convolution. */
+const MIN_CONV_CHANNELS = 16;
 
 /** The slice of tfjs-backend-wasm's BackendWasm this file uses. */
 interface WasmBackendLike extends tf.KernelBackend {
@@ -92,7 +95,15 @@ function kernelsFor(backend: WasmBackendLike): Kernels | undefined {
   const memory = memoryOf(backend);
   if (compiled == null || memory == null) return undefined;
   if (instance?.memory !== memory) {
-    const exports = new WebAssembly.Instance(compiled, { env: { memory } }).exports;
+    let exports: WebAssembly.Exports;
+    try {
+      // 3.3 KB: under the 4 KB Chromium allows synchronously on the main thread.
+      exports = new WebAssembly.Instance(compiled, { env: { memory } }).exports;
+    } catch {
+      // A shared memory (the backend's multi-threaded build) does not link with our
+      // unshared import: that build keeps the backend's own kernels.
+      return undefined;
+    }
     instance = { memory, rows: exports.gemm_rows_fma as GemmRows, cols: exports.gemm_cols_fma as GemmCols };
   }
   return instance;
@@ -243,12 +254,26 @@ const ACTIVATION_KERNELS: Record<string, string | null> = { linear: null, relu: 
 function relaxedFusedMatMul(args: {
   inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo | undefined {
+  return fused(args, relaxedBatchMatMul);
+}
+
+/** `FusedConv2D`: {@link relaxedConv2D}, then bias and activation as for the matMul. */
+function relaxedFusedConv2D(args: {
+  inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo | undefined {
+  return fused(args, relaxedConv2D);
+}
+
+function fused(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+  core: (a: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) => tf.TensorInfo | undefined,
+): tf.TensorInfo | undefined {
   const backend = args.backend as WasmBackendLike;
   const { bias, preluActivationWeights } = args.inputs as { bias?: tf.TensorInfo; preluActivationWeights?: tf.TensorInfo };
   const activation = String(args.attrs?.activation ?? 'linear');
   if (preluActivationWeights != null || !(activation in ACTIVATION_KERNELS)) return undefined;
   if (bias != null && (bias.shape.length !== 1 || bias.dtype !== 'float32')) return undefined;
-  let out = relaxedBatchMatMul(args);
+  let out = core(args);
   if (out == null) return undefined;
   const then = (kernelName: string, inputs: tf.NamedTensorInfoMap): void => {
     const next = tf.getKernel(kernelName, WASM)!.kernelFunc({ inputs, backend, attrs: {} }) as tf.TensorInfo;
@@ -262,8 +287,107 @@ function relaxedFusedMatMul(args: {
 }
 
 /**
- * Makes the `'wasm'` backend run large float32 matMuls (`BatchMatMul` and `_FusedMatMul`,
- * so `tf.matMul`, `tf.fused.matMul` and the 1x1 convolutions and gradients built on them) with relaxed-SIMD FMA kernels,
+ * `Conv2D` / `FusedConv2D` (NHWC, any stride, dilation and padding) as an implicit GEMM:
+ * C[rows = batch * outH * outW, outC] = sum over the filter's taps of
+ * X_tap[rows, inC] W_tap[inC, outC], where row r of X_tap is the input pixel that tap
+ * reads for output pixel r (a zero row outside the image). One row-address table per tap,
+ * no im2col copy. Undefined for the backend's own kernel (inC not a multiple of 4, outC
+ * not a multiple of 8, fewer than 6 output pixels, small convolutions, NCHW).
+ */
+function relaxedConv2D(args: {
+  inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo | undefined {
+  const backend = args.backend as WasmBackendLike;
+  const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+  const attrs = (args.attrs ?? {}) as unknown as {
+    strides: number | [number, number]; pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+    dataFormat?: 'NHWC' | 'NCHW'; dilations?: number | [number, number]; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+  if (x.dtype !== 'float32' || filter.dtype !== 'float32' || x.shape.length !== 4 || filter.shape.length !== 4) return undefined;
+  if ((attrs.dataFormat ?? 'NHWC') !== 'NHWC') return undefined;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+    attrs.strides, attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const M = batchSize * outHeight * outWidth;
+  const K = inChannels;
+  const N = outChannels;
+  const taps = filterHeight * filterWidth;
+  // Few input channels (the library's filter gradient: a forward conv over the batch, 4
+  // channels and 1024 taps) would reload the output tile once per 4 steps of k.
+  if (N % NR !== 0 || K % 4 !== 0 || K < MIN_CONV_CHANNELS || M < MR) return undefined;
+  if (M * N * K * taps < MIN_MACS) return undefined;
+  const k = kernelsFor(backend);
+  if (k == null) return undefined;
+
+  const out = backend.makeOutput([batchSize, outHeight, outWidth, N], 'float32');
+  const px = backend.dataIdMap.get(x.dataId).memoryOffset;
+  const pf = backend.dataIdMap.get(filter.dataId).memoryOffset;
+  const pc = backend.dataIdMap.get(out.dataId).memoryOffset;
+  const full = Math.floor(M / MR);
+  const tail = M - full * MR;
+  const rowsPerTable = (full + 1) * MR;
+  const ldc = N * 4;
+  const zero = backend.wasm._malloc(K * 4 + 16);
+  const tables = backend.wasm._malloc(taps * rowsPerTable * 4);
+  const scratch = tail > 0 ? backend.wasm._malloc(MR * ldc + 64) : 0;
+  try {
+    const f = new Float32Array(k.memory.buffer);
+    f.fill(0, zero / 4, zero / 4 + K);
+    const t = new Int32Array(k.memory.buffer, tables, taps * rowsPerTable);
+    const top = info.padInfo.top;
+    const left = info.padInfo.left;
+    for (let ky = 0; ky < filterHeight; ky++) {
+      for (let kx = 0; kx < filterWidth; kx++) {
+        const base = (ky * filterWidth + kx) * rowsPerTable;
+        const rowAddress = (r: number): number => {
+          const b = Math.floor(r / (outHeight * outWidth));
+          const rem = r - b * outHeight * outWidth;
+          const oy = Math.floor(rem / outWidth);
+          const ox = rem - oy * outWidth;
+          const iy = oy * strideHeight + ky * dilationHeight - top;
+          const ix = ox * strideWidth + kx * dilationWidth - left;
+          if (iy < 0 || iy >= inHeight || ix < 0 || ix >= inWidth) return zero;
+          return px + ((b * inHeight + iy) * inWidth + ix) * K * 4;
+        };
+        for (let r = 0; r < full * MR; r++) t[base + r] = rowAddress(r);
+        for (let r = 0; r < MR; r++) t[base + full * MR + r] = rowAddress(M - MR + r);
+      }
+    }
+    const tileC = (scratch + 15) & ~15;
+    const nPanels = N / NR;
+    for (let ip = 0; ip <= full; ip += MC_PANELS) {
+      const mp = Math.min(MC_PANELS, full - ip);
+      const withTail = tail > 0 && ip + MC_PANELS > full;
+      for (let tap = 0; tap < taps; tap++) {
+        const tbl = tables + tap * rowsPerTable * 4;
+        for (let k0 = 0; k0 < K; k0 += KC_ROWS) {
+          const kc = Math.min(KC_ROWS, K - k0);
+          const b = pf + (tap * K + k0) * N * 4;
+          const acc = tap > 0 || k0 > 0 ? 1 : 0;
+          if (mp > 0) k.rows(tbl + ip * MR * 4, k0 * 4, b, N * 4, pc + ip * MR * ldc, ldc, mp, nPanels, kc, acc);
+          if (withTail) k.rows(tbl + full * MR * 4, k0 * 4, b, N * 4, tileC, ldc, 1, nPanels, kc, acc);
+        }
+      }
+    }
+    if (tail > 0) {
+      const g = new Float32Array(k.memory.buffer);
+      const from = tileC / 4 + (MR - tail) * N;
+      g.copyWithin(pc / 4 + full * MR * N, from, from + tail * N);
+    }
+  } finally {
+    backend.wasm._free(zero);
+    backend.wasm._free(tables);
+    if (scratch) backend.wasm._free(scratch);
+  }
+  return out;
+}
+
+/**
+ * Makes the `'wasm'` backend run large float32 matMuls and convolutions (`BatchMatMul`,
+ * `_FusedMatMul`, `Conv2D`, `FusedConv2D`: `tf.matMul`, `tf.conv2d`, their fused forms and
+ * the gradients the library builds from them) with relaxed-SIMD FMA kernels,
  * where the runtime has relaxed SIMD. Other calls, and every other kernel, keep the
  * backend's own path. Call it after `tf.setBackend('wasm')` (or once the backend is
  * registered); calling it again is harmless; {@link disableRelaxedSimdKernels} undoes it.
@@ -283,6 +407,8 @@ export async function enableRelaxedSimdKernels(): Promise<boolean> {
   const replaced: [string, typeof relaxedBatchMatMul][] = [
     [tf.BatchMatMul, relaxedBatchMatMul],
     [tf._FusedMatMul, relaxedFusedMatMul],
+    [tf.Conv2D, relaxedConv2D],
+    [tf.FusedConv2D, relaxedFusedConv2D],
   ];
   if (replaced.some(([name]) => tf.getKernel(name, WASM) == null)) return false;
   compiled ??= await WebAssembly.compile(gemmBytes());
