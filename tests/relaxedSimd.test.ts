@@ -9,6 +9,7 @@ import {
   isRelaxedSimdEnabled,
   isRelaxedSimdSupported,
 } from '../src/backend/relaxed/relaxedMatMul.js';
+import { enableWasmTraining } from '../src/backend/wasmTraining.js';
 
 /** Deterministic values in [-1, 1). */
 function values(n: number, seed: number): Float32Array {
@@ -159,6 +160,38 @@ describe('relaxed-SIMD kernels', () => {
           tf.dispose([x, f, bias, want]);
         });
       }
+    }
+
+    const FILTER_GRADS: ConvCase[] = [
+      { label: '3x3 same, 16 -> 24', x: [2, 8, 8, 16], f: [3, 3, 16, 24], pad: 'same' },
+      { label: '3x3 valid, width 10', x: [1, 10, 10, 8], f: [3, 3, 8, 16], pad: 'valid' },
+      { label: 'inC 7 (ragged tile), 5x5 same', x: [1, 8, 8, 7], f: [5, 5, 7, 8], pad: 'same' },
+      { label: 'falls back: stride 2', x: [1, 16, 16, 8], f: [3, 3, 8, 16], strides: 2, pad: 'same' },
+      { label: 'falls back: width 6', x: [1, 6, 6, 8], f: [3, 3, 8, 16], pad: 'same' },
+    ];
+    for (const c of FILTER_GRADS) {
+      it(`conv2d filter gradient matches the library's kernel: ${c.label}`, async () => {
+        enableWasmTraining();
+        const x = tf.tensor4d(values(c.x.reduce((p, q) => p * q, 1), 11), c.x as [number, number, number, number]);
+        const f = tf.tensor4d(values(c.f.reduce((p, q) => p * q, 1), 12), c.f as [number, number, number, number]);
+        const g = tf.grad((ff: tf.Tensor4D) => tf.sum(tf.square(tf.conv2d(x, ff, c.strides ?? 1, c.pad))));
+        const want = g(f);
+        const expected = want.dataSync().slice();
+        await enableRelaxedSimdKernels();
+        expect(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm')).toBeDefined();
+        const got = g(f);
+        const actual = got.dataSync().slice();
+        disableRelaxedSimdKernels();
+        let scale = 0;
+        let maxErr = 0;
+        for (let i = 0; i < expected.length; i++) {
+          scale = Math.max(scale, Math.abs(expected[i]!));
+          maxErr = Math.max(maxErr, Math.abs(expected[i]! - actual[i]!));
+        }
+        expect(Number.isFinite(maxErr)).toBe(true);
+        expect(maxErr).toBeLessThanOrEqual(1e-5 * scale);
+        tf.dispose([x, f, want, got]);
+      });
     }
 
     it('gradients through matMul use the kernels and match', async () => {

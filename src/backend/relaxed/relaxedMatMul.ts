@@ -243,6 +243,92 @@ function relaxedBatchMatMul(args: {
   return out;
 }
 
+/**
+ * `Conv2DBackpropFilter` (NHWC, stride 1): dW[tap] = X_tap^T dY for each filter tap, where
+ * X_tap holds the input pixels the tap reads. On a zero-padded copy of x, the pixels one
+ * output row reads for one tap are consecutive, so each (tap, output row) is one call of
+ * the transposed-A kernel with K = outWidth, accumulating into dW[tap]. Undefined for the
+ * backend's kernel (strides, outWidth not a multiple of 4, outC not a multiple of 8, fewer
+ * than 6 input channels).
+ */
+function relaxedConv2DBackpropFilter(args: {
+  inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo | undefined {
+  const backend = args.backend as WasmBackendLike;
+  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32' || x.shape.length !== 4 || dy.shape.length !== 4) return undefined;
+  if ((attrs.dataFormat ?? 'NHWC') !== 'NHWC') return undefined;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], attrs.filterShape, attrs.strides, 1, attrs.pad,
+    attrs.dimRoundingMode, false, 'channelsLast');
+  const { batchSize, inHeight, inWidth, inChannels: CI, outHeight: oh, outWidth: ow, outChannels: CO } = info;
+  const { filterHeight: fh, filterWidth: fw, strideHeight, strideWidth } = info;
+  if (strideHeight !== 1 || strideWidth !== 1) return undefined;
+  if (CO % NR !== 0 || ow % 4 !== 0 || ow === 0 || CI < MR) return undefined;
+  if (batchSize * oh * ow * CI * CO * fh * fw < MIN_MACS) return undefined;
+  const k = kernelsFor(backend);
+  if (k == null) return undefined;
+
+  const { top, left } = info.padInfo;
+  const hp = fh + oh - 1;
+  const wp = fw + ow - 1;
+  const out = backend.makeOutput([fh, fw, CI, CO], 'float32');
+  const padded = backend.wasm._malloc(batchSize * hp * wp * CI * 4);
+  const full = Math.floor(CI / MR);
+  const tail = CI - full * MR;
+  const ldc = CO * 4;
+  const scratch = tail > 0 ? backend.wasm._malloc(fh * fw * MR * ldc + 64) : 0;
+  try {
+    const px = backend.dataIdMap.get(x.dataId).memoryOffset / 4;
+    const pdy = backend.dataIdMap.get(dy.dataId).memoryOffset;
+    const pc = backend.dataIdMap.get(out.dataId).memoryOffset;
+    const f = new Float32Array(k.memory.buffer);
+    // Exactly the rows and columns the taps read (as the library's own filter gradient).
+    const pp = padded / 4;
+    f.fill(0, pp, pp + batchSize * hp * wp * CI);
+    for (let b = 0; b < batchSize; b++) {
+      for (let yp = 0; yp < hp; yp++) {
+        const iy = yp - top;
+        if (iy < 0 || iy >= inHeight) continue;
+        const x0 = Math.max(0, left);
+        const x1 = Math.min(wp, inWidth + left);
+        if (x1 <= x0) continue;
+        const src = px + ((b * inHeight + iy) * inWidth + (x0 - left)) * CI;
+        f.copyWithin(pp + ((b * hp + yp) * wp + x0) * CI, src, src + (x1 - x0) * CI);
+      }
+    }
+    const tileBase = (scratch + 15) & ~15;
+    const nPanels = CO / NR;
+    for (let tap = 0; tap < fh * fw; tap++) {
+      const ky = Math.floor(tap / fw);
+      const kx = tap - ky * fw;
+      const c = pc + tap * CI * ldc;
+      const tileC = tileBase + tap * MR * ldc;
+      let first = 1;
+      for (let b = 0; b < batchSize; b++) {
+        for (let oy = 0; oy < oh; oy++) {
+          const a = padded + ((b * hp + oy + ky) * wp + kx) * CI * 4;
+          const bRow = pdy + ((b * oh + oy) * ow) * CO * 4;
+          const acc = first ? 0 : 1;
+          if (full > 0) k.cols(a, CI * 4, bRow, CO * 4, c, ldc, full, nPanels, ow, acc);
+          if (tail > 0) k.cols(a + (CI - MR) * 4, CI * 4, bRow, CO * 4, tileC, ldc, 1, nPanels, ow, acc);
+          first = 0;
+        }
+      }
+      if (tail > 0) {
+        const g = new Float32Array(k.memory.buffer);
+        const from = tileC / 4 + (MR - tail) * CO;
+        g.copyWithin(c / 4 + full * MR * CO, from, from + tail * CO);
+      }
+    }
+  } finally {
+    backend.wasm._free(padded);
+    if (scratch) backend.wasm._free(scratch);
+  }
+  return out;
+}
+
 /** The activations the fused matMul finishes with the backend's own kernel. */
 const ACTIVATION_KERNELS: Record<string, string | null> = { linear: null, relu: tf.Relu, elu: tf.Elu, relu6: tf.Relu6 };
 
@@ -411,6 +497,11 @@ export async function enableRelaxedSimdKernels(): Promise<boolean> {
     [tf.FusedConv2D, relaxedFusedConv2D],
   ];
   if (replaced.some(([name]) => tf.getKernel(name, WASM) == null)) return false;
+  // The backend has no Conv2DBackpropFilter: vnca's enableWasmTraining() provides it.
+  // Replaced when present (call enableWasmTraining() first), left out otherwise.
+  if (tf.getKernel(tf.Conv2DBackpropFilter, WASM) != null) {
+    replaced.push([tf.Conv2DBackpropFilter, relaxedConv2DBackpropFilter]);
+  }
   compiled ??= await WebAssembly.compile(gemmBytes());
   for (const [kernelName, ours] of replaced) {
     const own = tf.getKernel(kernelName, WASM)!;
