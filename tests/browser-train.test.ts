@@ -215,24 +215,22 @@ describe.skipIf(skip)('training page (examples/browser/train.html) in headless C
     const grown = await waitPlayDone(page);
     const lossGrown = Number(grown.playLoss);
     await page.locator('#play').scrollIntoViewIfNeeded();
+    await page.locator('#play').screenshot({ path: join(artifacts, 'browser-train-play-1-grown.png') });
     const box = (await page.locator('#play').boundingBox())!;
     // Cut across the middle of the lizard.
     await page.mouse.move(box.x + 0.35 * box.width, box.y + 0.5 * box.height);
     await page.mouse.down();
     await page.mouse.move(box.x + 0.65 * box.width, box.y + 0.5 * box.height, { steps: 4 });
     await page.mouse.up();
-    // Right after the cut: the page draws the damaged state before the regrowth moves on.
-    await page.waitForFunction(() => document.body.dataset.play === 'regrowing');
-    const cutLoss = await page.evaluate(() => new Promise<number>((resolve) => {
-      // The first drawn state after the cut (a few steps in at most).
-      const check = () => (document.body.dataset.playDrawn === document.body.dataset.playVersion
-        ? resolve(Number(document.body.dataset.playLoss)) : requestAnimationFrame(check));
-      check();
-    }));
+    // The page's measure, first drawn after the cut (a frame's steps into the regrowth).
+    await page.waitForFunction(() => document.body.dataset.cutPending === 'false');
+    await page.locator('#play').screenshot({ path: join(artifacts, 'browser-train-play-2-cut.png') });
+    const cutLoss = Number((await dataset(page)).cutLoss);
     await page.screenshot({ path: join(artifacts, 'browser-train-05-cut.png'), fullPage: true });
     const regrown = await waitPlayDone(page);
     const lossRegrown = Number(regrown.playLoss);
     await page.screenshot({ path: join(artifacts, 'browser-train-06-regrown.png'), fullPage: true });
+    await page.locator('#play').screenshot({ path: join(artifacts, 'browser-train-play-3-regrown.png') });
     console.log(`training page: distance to target ${lossGrown.toFixed(4)} grown, ${cutLoss.toFixed(4)} after the cut, ${lossRegrown.toFixed(4)} regrown`);
     expect(cutLoss, 'distance after the cut vs grown').toBeGreaterThan(lossGrown);
     expect(lossRegrown, 'distance regrown vs after the cut').toBeLessThan(cutLoss);

@@ -28,7 +28,8 @@
  * (mean of the first 5 steps), data-loss-recent (mean of the last 5), data-snapshot (training
  * step of the weights in use), data-play (idle | growing | regrowing | done),
  * data-play-step, data-play-loss (the automaton's distance to the target: mean squared
- * error of RGBA), data-play-version / data-play-drawn, data-tensors.
+ * error of RGBA), data-cut-loss (the same, first drawn after the last cut),
+ * data-play-version / data-play-drawn, data-loaded (models loaded), data-gif-bytes, data-tensors.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import gifenc from 'gifenc';
@@ -395,15 +396,17 @@ function updateExpectation(): void {
   const gpu = backend && (backend.name === 'webgl' || backend.name === 'webgpu');
   const preset = presetSelect.value as PresetName;
   const lines: Record<PresetName, string> = {
-    laptop: 'About 300-600 steps to a recognisable picture: a couple of minutes on a laptop GPU.',
-    cpu: 'A smaller rule for CPUs: recognisable after about 300-500 steps.',
-    distill: 'The article\'s settings: best results, 8000 steps in the article; needs a good GPU.',
+    laptop: 'For a GPU: half the article\'s batch, shorter rollouts. The outline and colours come in the first few hundred steps, details over a few thousand.',
+    cpu: 'A smaller rule for CPUs: the outline and colours come in the first few hundred steps, fine detail takes thousands.',
+    distill: 'The article\'s settings: the best results (it trains 8000 steps), and the slowest; for a good GPU.',
     tiny: 'A smoke test: it learns a blob of the right colour, not your picture.',
   };
   let text = lines[preset];
   if (backend && !gpu) {
-    text += ' No GPU here: on wasm expect about 1 step/s with the CPU settings on a 2-core machine'
-      + ' (5-10 minutes to a recognisable picture), and far less with the GPU settings.';
+    // Measured in headless Chromium on wasm, 2 cores (docs/browser-training.md).
+    text += ' No GPU here: on wasm a 2-core laptop runs about 1 step/s with the CPU settings'
+      + ' (a lizard emoji showed its body, colours and a leg after 600 steps, 14 minutes),'
+      + ' and about 10 times fewer with the article\'s settings.';
   }
   expectLine.textContent = text;
 }
@@ -588,7 +591,12 @@ function cutAt(u: number, v: number): void {
   const seed = baseSeed === null ? Math.floor(Math.random() * 1e9) : baseSeed + 100_000 + playStep;
   // Each cut restarts the regrowth count; a cut during growth leaves the growth running.
   if (!playRun || playRun.kind === 'regrowing') playRun = { kind: 'regrowing', left: growSteps(nca), seed, done: 0 };
+  measureNextDraw = true;
+  body.dataset.cutPending = 'true';
 }
+
+/** Set by a cut: the next drawn state's distance to the target goes to data-cut-loss. */
+let measureNextDraw = false;
 
 /** One update step of the current run (mask seed `run.seed + run.done`). */
 function advance(): void {
@@ -614,6 +622,11 @@ async function drawPlay(): Promise<void> {
   tf.dispose([rgb!, loss!]);
   paintRgb(play, values, nca.gridShape[0]);
   playLoss = l[0]!;
+  if (measureNextDraw) {
+    measureNextDraw = false;
+    body.dataset.cutLoss = String(playLoss); // the distance just after a cut (a frame's steps in)
+    body.dataset.cutPending = 'false';
+  }
   playDrawn = shown;
   body.dataset.playDrawn = String(shown);
   body.dataset.playLoss = String(playLoss);
