@@ -36,6 +36,10 @@ async function init(req: InitRequest): Promise<Reply> {
     throw new Error(`tf.setBackend('${req.backend}') failed after importing '${req.backendModule}'`);
   }
   await tf.ready();
+  // The worker runs the backend the main thread chose: tfjs-backend-cpu's one-time "install
+  // tfjs-node" banner, if any, was the main thread's to show, not each worker's again.
+  const backend = tf.backend() as unknown as { firstUse?: boolean };
+  if (typeof backend.firstUse === 'boolean') backend.firstUse = false;
   const classes = [ResidualUpdateRule, PerceptionUpdateRule];
   const cls = classes.find((c) => c.className === req.rule.className);
   if (!cls) throw new Error(`update rule '${req.rule.className}' is not a built-in rule`);
