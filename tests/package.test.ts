@@ -94,7 +94,9 @@ describe('the packed tarball', () => {
     expect(models).toEqual(PRETRAINED_NAMES.filter((n) => existsSync(join(root, 'models', n))).sort());
     for (const m of models) {
       expect(files).toContain(`models/${m}/model.json`);
-      expect(files).toContain(`models/${m}/weights.bin`);
+      // ... and every weights file its model.json names.
+      const manifest = JSON.parse(readFileSync(join(root, 'models', m, 'model.json'), 'utf8')) as { weightsManifest: Array<{ paths: string[] }> };
+      for (const path of manifest.weightsManifest.flatMap((g) => g.paths)) expect(files).toContain(`models/${m}/${path.replace(/^\.\//, '')}`);
     }
     // The `vnca` command is executable.
     expect(statSync(join(root, 'dist/cli.js')).mode & 0o111).not.toBe(0);
