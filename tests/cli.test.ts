@@ -44,12 +44,12 @@ describe('vnca command', () => {
   });
 
   it('regrows damaged digits and rejects a region larger than the grid', () => {
-    const out = ok('regrow', '--n', '2', '--steps', '2', '--size', '8', '--out', 'regrowth.gif', '--png', 'regrowth.png');
+    const out = ok('regrow', '--model', 'mnist-small', '--n', '2', '--steps', '2', '--size', '8', '--out', 'regrowth.gif', '--png', 'regrowth.png');
     expect(out).toMatch(/grew 2 samples, damaged a 8x8-cell square, ran 2 steps/);
     expect(existsSync(join(tmp, 'regrowth.gif'))).toBe(true);
     const png = PNG.sync.read(readFileSync(join(tmp, 'regrowth.png')));
     expect(png.width).toBe(4 * 32 * 3 + 5); // grown, damaged, 2 steps
-    const big = vnca('regrow', '--size', '40');
+    const big = vnca('regrow', '--model', 'mnist-small', '--size', '40');
     expect(big.code).toBe(1);
     expect(big.stderr).toMatch(/^error: --size must be an integer from 1 to 32 \(the model's grid is 32x32\), but got 40\.$/m);
   });

@@ -6,10 +6,23 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PRETRAINED_NAMES, VNCA, type PretrainedName, type UpdateRuleClass } from '../index.js';
-import { fileSystem, pretrained } from '../node.js';
+import { fileSystem, pretrained, pretrainedPath } from '../node.js';
 
 /** The model the command line uses when none is named. */
 export const DEFAULT_MODEL: PretrainedName = 'mnist-small';
+
+/**
+ * The model `vnca regrow` uses when none is named: `mnist-regen` (trained with damage, it
+ * heals) when the package ships it, else {@link DEFAULT_MODEL}.
+ */
+export function defaultRegrowModel(): PretrainedName {
+  try {
+    pretrainedPath('mnist-regen');
+    return 'mnist-regen';
+  } catch {
+    return DEFAULT_MODEL;
+  }
+}
 
 /** Whether `--model` names a shipped model rather than a folder. */
 export function isPretrainedName(value: string): value is PretrainedName {

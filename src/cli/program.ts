@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { int, positiveInt } from './args.js';
 import { backendOption, type BackendName } from './backend.js';
-import { DEFAULT_MODEL, MODEL_HELP } from './model.js';
+import { DEFAULT_MODEL, MODEL_HELP, defaultRegrowModel } from './model.js';
 import { trainingOptions } from '../../examples/common.js';
 
 /** The package's version, read from its package.json (dist/ or src/ sit one level below it). */
@@ -67,7 +67,7 @@ export function program(): Command {
 
   backendOption(root.command('regrow')
     .description('Grow digits, damage a centred region of their cells, let the automaton regrow them; writes a GIF (and a PNG strip with --png).')
-    .option('--model <name|dir>', MODEL_HELP, DEFAULT_MODEL)
+    .option('--model <name|dir>', `${MODEL_HELP}; mnist-regen, trained with damage, heals (mnist-small does not)`, defaultRegrowModel())
     .addOption(new Option('--source <what>', 'new samples, or held-out digits grown from their posterior mean').choices(['samples', 'digits']).default('samples'))
     .option('--n <n>', 'number of digits', positiveInt, 4)
     .addOption(new Option('--shape <shape>', 'damaged region, centred').choices(['square', 'circle']).default('square'))
