@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fastConv2d } from '../src/index.js';
-import { transpose2d } from '../src/backend/wasmTraining.js';
+import { transpose2d } from '../src/ops/layout.js';
 import type { MicroJob, MicroResult, MicroRow } from './jobs.js';
 
 function median(xs: number[]): number {

@@ -24,8 +24,8 @@ export {
   SamplePool, damageSubset, type SamplePoolOptions, type PoolSample, type DamageSubsetOptions,
 } from './core/SamplePool.js';
 export * from './layers/index.js';
-export { enableWasmTraining, isWasmTrainingEnabled, fastConv2d } from './backend/wasmTraining.js';
-export type { FastConv2dOptions, FastConv2dActivation } from './backend/wasmTraining.js';
+export { enableWasmTraining, isWasmTrainingEnabled } from './backend/wasm/register.js';
+export { fastConv2d, type FastConv2dOptions, type FastConv2dActivation } from './ops/conv.js';
 export {
   grow, runSteps, step,
   type Rule, type RuleLayer, type StepOptions, type RunOptions, type GrowOptions, type GrowResult,

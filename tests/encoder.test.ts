@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { BACKENDS, expectClose, onBackend, useBackend, type BackendName } from './helpers/backends.js';
 import { Encoder, registerEncoder, type EncoderOptions } from '../src/vae/Encoder.js';
-import { enableWasmTraining } from '../src/backend/wasmTraining.js';
+import { enableWasmTraining } from '../src/backend/wasm/register.js';
 
 /** A deterministic pseudo-random sequence in [-scale, scale). */
 function pseudo(n: number, seed: number, scale = 1): number[] {

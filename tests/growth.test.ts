@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, expectClose, useBackend } from './helpers/backends.js';
 import { grow, runSteps, step, type GrowOptions } from '../src/growth/grow.js';
 import { ResidualUpdateRule } from '../src/layers/ResidualUpdateRule.js';
-import { enableWasmTraining } from '../src/backend/wasmTraining.js';
+import { enableWasmTraining } from '../src/backend/wasm/register.js';
 
 const plusOne = (s: tf.Tensor4D) => tf.onesLike(s);
 

@@ -5,7 +5,7 @@ import { BACKENDS, expectClose, onBackend, useBackend } from './helpers/backends
 import {
   PerceptionUpdateRule, ResidualUpdateRule, UpdateRule, registerLayers,
 } from '../src/layers/index.js';
-import { enableWasmTraining } from '../src/backend/wasmTraining.js';
+import { enableWasmTraining } from '../src/backend/wasm/register.js';
 import type { ResidualUpdateRuleOptions } from '../src/layers/ResidualUpdateRule.js';
 import { identityKernel, laplacianKernel, sobelXKernel, sobelYKernel } from '../src/core/kernels.js';
 import { perceive } from '../src/core/perceive.js';

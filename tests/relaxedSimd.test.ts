@@ -9,7 +9,7 @@ import {
   isRelaxedSimdEnabled,
   isRelaxedSimdSupported,
 } from '../src/backend/relaxed/relaxedMatMul.js';
-import { enableWasmTraining } from '../src/backend/wasmTraining.js';
+import { enableWasmTraining } from '../src/backend/wasm/register.js';
 
 /** Deterministic values in [-1, 1). */
 function values(n: number, seed: number): Float32Array {

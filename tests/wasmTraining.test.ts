@@ -3,8 +3,9 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core registers its gradients when tfjs-layers loads; this file loads no layer, so it imports it itself.
 import '@tensorflow/tfjs-layers';
 import { BACKENDS, expectClose, onBackend, useBackend } from './helpers/backends.js';
-import { enableWasmTraining, fastConv2d, isWasmTrainingEnabled } from '../src/backend/wasmTraining.js';
-import type { FastConv2dOptions } from '../src/backend/wasmTraining.js';
+import { enableWasmTraining, isWasmTrainingEnabled } from '../src/backend/wasm/register.js';
+import { fastConv2d } from '../src/ops/conv.js';
+import type { FastConv2dOptions } from '../src/ops/conv.js';
 
 const KERNELS = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter'];
 

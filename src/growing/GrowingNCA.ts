@@ -8,7 +8,7 @@ import { mulberry32 } from '../core/random.js';
 import { relativeWeightName, resolveHandler, saveArtifacts } from '../core/io.js';
 import { runSteps, type GrowResult } from '../growth/grow.js';
 import { PerceptionUpdateRule } from '../layers/PerceptionUpdateRule.js';
-import { enableWasmTraining } from '../backend/wasmTraining.js';
+import { enableWasmTraining } from '../backend/wasm/register.js';
 
 /**
  * Options of a {@link GrowingNCA}. Every default is the Distill article's

@@ -3,7 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { VncaError, assertInt, describe } from '../core/errors.js';
 import { identityKernel, sobelXKernel, sobelYKernel } from '../core/kernels.js';
 import { perceive } from '../core/perceive.js';
-import { fastConv2d } from '../backend/wasmTraining.js';
+import { fastConv2d } from '../ops/conv.js';
 import { UpdateRule, optionsRecord } from './UpdateRule.js';
 
 /**

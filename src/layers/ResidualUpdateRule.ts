@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { VncaError, assertInt, assertOneOf, describe } from '../core/errors.js';
-import { convBackward, convForward, planConv } from '../backend/wasmTraining.js';
+import { convBackward, convForward, planConv } from '../ops/conv.js';
 import { UpdateRule, optionsRecord } from './UpdateRule.js';
 
 /**

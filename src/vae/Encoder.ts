@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { assertInt, assertState, describe, VncaError } from '../core/errors.js';
-import { fastConv2d } from '../backend/wasmTraining.js';
+import { fastConv2d } from '../ops/conv.js';
 
 /**
  * Options of {@link Encoder}. Every option is echoed by `getConfig()`.

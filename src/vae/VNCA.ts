@@ -8,7 +8,7 @@ import { grow, runSteps, ensureBuilt, type GrowResult } from '../growth/grow.js'
 import { UpdateRule } from '../layers/UpdateRule.js';
 import { ResidualUpdateRule } from '../layers/ResidualUpdateRule.js';
 import { PerceptionUpdateRule } from '../layers/PerceptionUpdateRule.js';
-import { enableWasmTraining } from '../backend/wasmTraining.js';
+import { enableWasmTraining } from '../backend/wasm/register.js';
 import { DiagonalGaussian, standardNormalLogProb } from './distributions.js';
 import { bernoulliLogProb, discretizedMixLogisticLogProb, discretizedMixLogisticMean } from './likelihoods.js';
 import { iwae, natsToBitsPerDim } from './losses.js';
