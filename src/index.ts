@@ -7,7 +7,8 @@
  * - Core primitives (src/core): perception kernels and `perceive`, stochastic cell
  *   mask and masked update, `doubleCells`, `damage`, `aliveMask`, `SamplePool`, a seeded RNG
  * - Update rules (src/layers): `UpdateRule`, `ResidualUpdateRule`, `PerceptionUpdateRule`
- * - Backends: `enableWasmTraining`, `fastConv2d`
+ * - Ops (src/ops): `fastConv2d`
+ * - Backends (src/backend/wasm): `enableWasmTraining`
  * - Growth (src/growth): `grow`, `runSteps`, `step`
  * - VAE (src/vae): distributions, likelihoods, `elbo`, `iwae`, `Encoder`, `VNCA`,
  *   `NON_DOUBLING_MNIST`
@@ -41,6 +42,9 @@ export {
   VNCA, NON_DOUBLING_MNIST, type VNCAOptions, type VNCAConfig, type TrainStepResult, type FitProgress, type FitOptions,
   type EvaluateResult, type UpdateRuleClass, type GradientOptions, type Gradients,
 } from './vae/VNCA.js';
+export type { EvaluateOptions } from './vae/evaluate.js';
+export type { InpaintOptions } from './vae/inpainting.js';
+export type { PyTorchOptions } from './vae/persistence.js';
 export { clipByGlobalNorm, globalNorm } from './vae/clip.js';
 export { parseSafetensors, writeSafetensors, type Safetensors, type SafetensorsEntry } from './vae/safetensors.js';
 export type { PyTorchVNCASizes } from './vae/pytorch.js';

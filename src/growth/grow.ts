@@ -3,6 +3,7 @@ import { assertInt, assertNumber, assertState, VncaError, describe } from '../co
 import { cellMask, maskedUpdate } from '../core/mask.js';
 import { doubleCells } from '../core/doubling.js';
 import { aliveMask } from '../core/damage.js';
+import { isRecordingGradients, keepingActiveTape } from '../backend/tfjsInternals.js';
 
 /**
  * Anything that maps a cell state `[batch, height, width, channels]` to a delta of the same
@@ -227,8 +228,7 @@ function autoCheckpoint(options: RunOptions | GrowOptions, cellSteps: number, fn
 
 /** Whether kernels run now are recorded on a gradient tape. */
 function recording(): boolean {
-  const state = (tf.engine() as unknown as { state: { gradientDepth: number; kernelDepth: number } }).state;
-  return state.gradientDepth > 0 && state.kernelDepth === 0;
+  return isRecordingGradients();
 }
 
 function segmentLength(checkpoint: boolean | number | 'auto' | undefined, fn: string): number {
@@ -245,13 +245,7 @@ function segmentLength(checkpoint: boolean | number | 'auto' | undefined, fn: st
  * one; the outer tape is put back afterwards. @internal
  */
 function isolatedGrads(f: (x: tf.Tensor) => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
-  const engine = tf.engine() as unknown as { state: { activeTape: unknown } };
-  const outer = engine.state.activeTape;
-  try {
-    return tf.grads((x: tf.Tensor) => f(x))(xs, dy);
-  } finally {
-    engine.state.activeTape = outer;
-  }
+  return keepingActiveTape(() => tf.grads((x: tf.Tensor) => f(x))(xs, dy));
 }
 
 /**

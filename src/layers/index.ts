@@ -4,8 +4,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { PerceptionUpdateRule } from './PerceptionUpdateRule.js';
-import { ResidualUpdateRule } from './ResidualUpdateRule.js';
+import { BUILT_IN_RULES } from './registry.js';
 
 export { UpdateRule } from './UpdateRule.js';
 export type { UpdateRuleOptions } from './UpdateRule.js';
@@ -25,6 +24,5 @@ export type { PerceptionUpdateRuleOptions } from './PerceptionUpdateRule.js';
  * @category Update rules
  */
 export function registerLayers(): void {
-  tf.serialization.registerClass(ResidualUpdateRule);
-  tf.serialization.registerClass(PerceptionUpdateRule);
+  for (const rule of BUILT_IN_RULES) tf.serialization.registerClass(rule as never);
 }

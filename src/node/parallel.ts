@@ -10,9 +10,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { assertInt, assertRank, describe, VncaError } from '../core/errors.js';
-import { ResidualUpdateRule } from '../layers/ResidualUpdateRule.js';
-import { PerceptionUpdateRule } from '../layers/PerceptionUpdateRule.js';
+import { isBuiltInRule } from '../layers/registry.js';
 import { VNCA, type GradientOptions, type Gradients, type TrainStepResult } from '../vae/VNCA.js';
+import { checkGradientOptions } from '../vae/training.js';
+import { dataIdOf } from '../backend/tfjsInternals.js';
 import type { GradientsRequest, Reply, Request, SampleRequest } from './parallelProtocol.js';
 
 /**
@@ -50,9 +51,6 @@ interface Thread {
 type GradientsReply = Extract<Reply, { type: 'gradients' }>;
 type SampleReply = Extract<Reply, { type: 'sample' }>;
 
-/** Update rules a worker can rebuild from their config. */
-const BUILT_IN_RULES = [ResidualUpdateRule.className, PerceptionUpdateRule.className];
-
 /**
  * Whether `x` is a VNCA: an instance of this copy of the class, or of another copy of the
  * library (say, a second installed version) with the methods used here.
@@ -61,7 +59,7 @@ function isVnca(x: unknown): x is VNCA {
   if (x instanceof VNCA) return true;
   const m = x as Partial<Record<keyof VNCA, unknown>> | null;
   return typeof m === 'object' && m !== null && typeof m.config === 'object'
-    && ['computeGradients', 'applyGradients', 'trainStep', 'sample', 'decode', 'render', 'namedWeights', 'nextRolloutSteps', 'checkGradientOptions']
+    && ['computeGradients', 'applyGradients', 'trainStep', 'sample', 'decode', 'render', 'namedWeights', 'nextRolloutSteps']
       .every((k) => typeof m[k as keyof VNCA] === 'function');
 }
 
@@ -199,7 +197,7 @@ export class ParallelVNCA {
     // By className, not identity (a model from another copy of the library is fine). A
     // subclass that does not declare its own className is custom.
     const ctor = model.rule.constructor as unknown as { className?: string };
-    if (!Object.hasOwn(ctor, 'className') || !BUILT_IN_RULES.includes(ctor.className!)) {
+    if (!Object.hasOwn(ctor, 'className') || !isBuiltInRule(ctor.className)) {
       throw new VncaError(fn, 'model.rule', `is a custom update rule ('${ctor.className ?? 'unnamed'}') that a worker thread cannot rebuild from model.config; only the built-in ResidualUpdateRule and PerceptionUpdateRule can. Use workers: 0 (or the model's own methods).`);
     }
     const c = model.config;
@@ -290,7 +288,7 @@ export class ParallelVNCA {
   private syncWeights(): void {
     const named = this.model.namedWeights();
     // A variable's dataId changes on every assign, so this notices any change of the weights.
-    const ids = named.map((w) => (w.variable as unknown as { dataId: unknown }).dataId);
+    const ids = named.map((w) => dataIdOf(w.variable));
     if (ids.length !== this.dataIds.length || ids.some((d, i) => d !== this.dataIds[i])) {
       this.version++;
       this.dataIds = ids;
@@ -384,7 +382,7 @@ export class ParallelVNCA {
     const fn = 'ParallelVNCA.computeGradients';
     this.check(fn);
     this.checkBatch(batch, fn);
-    this.model.checkGradientOptions(options, batch.shape[0], fn);
+    checkGradientOptions(options, batch.shape[0], this.model.config.zSize, fn);
     if (this.threads.length === 0) return this.enqueue(async () => this.model.computeGradients(batch, options));
     return this.enqueue(() => this.gradients(batch, options));
   }
@@ -404,7 +402,7 @@ export class ParallelVNCA {
     const fn = 'ParallelVNCA.trainStep';
     this.check(fn);
     this.checkBatch(batch, fn);
-    this.model.checkGradientOptions(options, batch.shape[0], fn);
+    checkGradientOptions(options, batch.shape[0], this.model.config.zSize, fn);
     if (this.threads.length === 0) return this.enqueue(async () => this.model.trainStep(batch, options));
     return this.enqueue(async () => {
       const g = await this.gradients(batch, options);

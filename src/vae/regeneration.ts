@@ -70,8 +70,7 @@ const mean = (a: Float32Array): number => a.reduce((s, v) => s + v, 0) / Math.ma
 
 /** Default regrowth steps of a model: what `VNCA.regenerate` runs without `steps`. */
 function defaultSteps(model: VNCA): number {
-  const c = model.config;
-  return c.growth === 'doubling' ? c.stepsPerDoubling : c.stepsRange[0];
+  return model.growthPlan.regrowthSteps(model.config);
 }
 
 function checkArgs(model: VNCA, x: unknown, options: RegenerationOptions, fn: string) {

@@ -1,0 +1,316 @@
+/**
+ * A training run of a {@link VNCA}: the Adam optimiser, gradient clipping, the sample pool
+ * of a pooled model and the rng that draws rollout lengths and pool entries. The model owns
+ * its weights; the {@link Trainer} owns everything a run adds to them, so the state to save
+ * for resuming a run (optimiser moments, step count) has one home.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { assertInt, assertRank, assertTensor, describe, VncaError } from '../core/errors.js';
+import { SamplePool, damageSubset, type PoolSample } from '../core/SamplePool.js';
+import { mulberry32 } from '../core/random.js';
+import { enableWasmTraining } from '../backend/wasm/register.js';
+import { clipByGlobalNorm, globalNorm } from './clip.js';
+import type { VNCAConfig } from './config.js';
+import type { ElboTerms } from './objective.js';
+import type { GrowthPlan } from './growthPlan.js';
+
+/** Plain numbers from one training step. @category VAE */
+export interface TrainStepResult {
+  /** Negative ELBO, mean over the batch, in nats. */
+  loss: number;
+  /** Reconstruction term: mean negative log-likelihood -log p(x|z), nats. */
+  reconstruction: number;
+  /** KL(q(z|x) || N(0, I)), mean over the batch, nats. */
+  kl: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+}
+
+/**
+ * Options of {@link VNCA.computeGradients} and {@link VNCA.trainStep}: the randomness of one
+ * step, for reproducible steps and for splitting a batch across threads.
+ *
+ * @category VAE
+ */
+export interface GradientOptions {
+  /**
+   * Seed of the noise eps ~ N(0, I) `[batch, zSize]` of the posterior sample
+   * z = mean + exp(logStd) * eps (one sample per image). Default: fresh randomness.
+   */
+  seed?: number;
+  /**
+   * The noise eps itself, float32 `[batch, zSize]` (overrides `seed`; not disposed). Row `i` is
+   * image `i`'s, so the rows of a split batch with the matching rows of one noise tensor give
+   * the same per-image terms as the whole batch. `tf.randomNormal([batch, zSize], 0, 1,
+   * 'float32', s)` is the noise that `seed: s` draws.
+   */
+  noise?: tf.Tensor2D;
+  /**
+   * Rollout length of a `'fixed'` model (ignored by doubling growth). Default: drawn
+   * uniformly from `stepsRange` by the model's own seeded generator.
+   */
+  steps?: number;
+}
+
+/**
+ * The gradients of one batch's loss, not yet applied (see {@link VNCA.computeGradients}).
+ *
+ * @category VAE
+ */
+export interface Gradients {
+  /**
+   * d loss / d variable for every trainable variable, keyed by the variable's name
+   * (`variable.name`, as `tf.variableGrads` keys them), each of the variable's shape.
+   * The caller owns (and disposes) these tensors.
+   */
+  grads: tf.NamedTensorMap;
+  /** Negative ELBO, mean over the batch, in nats. */
+  loss: number;
+  /** Reconstruction term: mean negative log-likelihood -log p(x|z), nats. */
+  reconstruction: number;
+  /** KL(q(z|x) || N(0, I)), mean over the batch, nats. */
+  kl: number;
+}
+
+/** Progress of {@link VNCA.fit}. @category VAE */
+export interface FitProgress extends TrainStepResult {
+  /** Steps done so far (1-based). */
+  step: number;
+  /** Total steps of this fit. */
+  steps: number;
+}
+
+/** Options of {@link VNCA.fit}. @category VAE */
+export interface FitOptions {
+  /** Training steps. */
+  steps: number;
+  /** Images per step. Default 32. */
+  batchSize?: number;
+  /** Seed of the batch sampler. Default 0. */
+  seed?: number;
+  /** Called after each step. Returning `false` stops training. */
+  onProgress?: (p: FitProgress) => void | boolean | Promise<void | boolean>;
+}
+
+/** What a {@link Trainer} needs of its model. @internal */
+export interface TrainableModel {
+  readonly config: VNCAConfig;
+  readonly growthPlan: GrowthPlan;
+  readonly trainableVariables: tf.Variable[];
+  elboTerms(x: tf.Tensor4D, rolloutSteps?: number, initial?: tf.Tensor4D | null, eps?: { noise?: tf.Tensor2D; seed?: number }): ElboTerms;
+  trainStep(batch: tf.Tensor4D): TrainStepResult;
+}
+
+export function checkGradientOptions(options: GradientOptions, batch: number, zSize: number, fn: string): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new VncaError(fn, 'options', `must be an object, but got ${describe(options)}.`);
+  }
+  if (options.seed !== undefined) assertInt(options.seed, fn, 'options.seed');
+  if (options.steps !== undefined) assertInt(options.steps, fn, 'options.steps', 0);
+  if (options.noise !== undefined) {
+    assertRank(options.noise, 2, fn, 'options.noise', '[batch, zSize]');
+    const [nb, nz] = options.noise.shape;
+    if (options.noise.dtype !== 'float32' || nb !== batch || nz !== zSize) {
+      throw new VncaError(fn, 'options.noise', `must be a float32 tensor of shape [${batch}, ${zSize}], but got ${describe(options.noise)}.`);
+    }
+  }
+}
+
+/**
+ * The state of one training run of a model: optimiser (created on the first applied step),
+ * sample pool and its filling buffers, and the rng of rollout lengths and pool draws.
+ * @internal
+ */
+export class Trainer {
+  private optimizer: tf.Optimizer | null = null;
+  private readonly rng = mulberry32(0x5eed);
+  private pool: SamplePool | null = null;
+  private poolFill: { states: tf.Tensor4D[]; images: tf.Tensor4D[]; count: number } = { states: [], images: [], count: 0 };
+
+  constructor(private readonly model: TrainableModel) {}
+
+  /** Entries in the sample pool (0 while it fills or without pooling). */
+  get poolSize(): number {
+    return this.pool?.size ?? 0;
+  }
+
+  /** Draws the pooled part of a batch (damaging some), or nothing while the pool fills. @internal */
+  private drawFromPool(batch: tf.Tensor4D): { drawn: PoolSample; images: tf.Tensor4D; initial: tf.Tensor4D } | null {
+    const c = this.model.config;
+    const b = batch.shape[0];
+    const n = this.pool ? Math.min(Math.floor(b * c.poolFraction), this.pool.size) : 0;
+    if (!this.pool || n === 0) return null;
+    const drawn = this.pool.sample(n);
+    const images = tf.tidy(() => tf.concat([drawn.payload as tf.Tensor4D, tf.slice(batch, [n, 0, 0, 0], [-1, -1, -1, -1])]) as tf.Tensor4D);
+    const nDamage = Math.min(Math.floor(b * c.damageFraction), n);
+    const initial = nDamage > 0
+      ? damageSubset(drawn.states, nDamage, { shape: 'square', size: c.damageSize, rng: this.rng })
+      : tf.clone(drawn.states);
+    return { drawn, images, initial };
+  }
+
+  /** Writes a batch's final states back into the pool (filling it first). @internal */
+  private updatePool(final: tf.Tensor4D, images: tf.Tensor4D, drawn: PoolSample | null): void {
+    const c = this.model.config;
+    if (!this.pool) {
+      const f = this.poolFill;
+      f.states.push(tf.clone(final));
+      f.images.push(tf.clone(images));
+      f.count += final.shape[0];
+      if (f.count >= c.poolSize) {
+        const [states, imgs] = tf.tidy(() => [
+          tf.slice(tf.concat(f.states), 0, c.poolSize) as tf.Tensor4D,
+          tf.slice(tf.concat(f.images), 0, c.poolSize) as tf.Tensor4D,
+        ]);
+        this.pool = new SamplePool(states!, { payload: imgs, seed: Math.floor(this.rng() * 2 ** 31) });
+        tf.dispose([states!, imgs!, ...f.states, ...f.images]);
+        this.poolFill = { states: [], images: [], count: 0 };
+      }
+      return;
+    }
+    // Pooled entries go back where they came from; fresh ones replace other random entries.
+    const used = new Set(drawn?.indices ?? []);
+    const fresh: number[] = [];
+    const wanted = Math.min(final.shape[0] - used.size, this.pool.size - used.size);
+    while (fresh.length < wanted) {
+      const i = Math.floor(this.rng() * this.pool.size);
+      if (!used.has(i)) { used.add(i); fresh.push(i); }
+    }
+    const indices = [...(drawn?.indices ?? []), ...fresh];
+    const [s, x] = tf.tidy(() => [tf.slice(final, 0, indices.length) as tf.Tensor4D, tf.slice(images, 0, indices.length) as tf.Tensor4D]);
+    this.pool.replace(indices, s!, x!);
+    tf.dispose([s!, x!]);
+  }
+
+  /** Rollout length of the next training step: drawn from `stepsRange` for a fixed model. @internal */
+  nextRolloutSteps(): number | undefined {
+    return this.model.growthPlan.trainingSteps(this.model.config, this.rng);
+  }
+
+  /** Loss terms and gradients of a batch (the pooled part starting from `initial`). @internal */
+  private gradientsOf(
+    images: tf.Tensor4D, o: { steps?: number; initial?: tf.Tensor4D; noise?: tf.Tensor2D; seed?: number },
+  ): Gradients & { state: tf.Tensor4D } {
+    if (tf.getBackend() === 'wasm') enableWasmTraining();
+    const vars = this.model.trainableVariables;
+    let parts: { reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D } | null = null;
+    let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
+    try {
+      result = tf.variableGrads(() => {
+        const t = this.model.elboTerms(images, o.steps, o.initial, { noise: o.noise, seed: o.seed });
+        parts = { reconstruction: tf.keep(t.reconstruction), kl: tf.keep(t.kl), state: tf.keep(t.state) };
+        return t.loss;
+      }, vars);
+    } catch (e) {
+      const kept = parts as { reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D } | null;
+      if (kept) tf.dispose([kept.reconstruction, kept.kl, kept.state]);
+      throw e;
+    }
+    const p = parts as unknown as { reconstruction: tf.Scalar; kl: tf.Scalar; state: tf.Tensor4D };
+    const out = {
+      grads: result.grads,
+      loss: result.value.dataSync()[0]!,
+      reconstruction: p.reconstruction.dataSync()[0]!,
+      kl: p.kl.dataSync()[0]!,
+      state: p.state,
+    };
+    tf.dispose([result.value, p.reconstruction, p.kl]);
+    return out;
+  }
+
+  /** {@link VNCA.computeGradients} on a checked batch. */
+  computeGradients(batch: tf.Tensor4D, options: GradientOptions): Gradients {
+    const g = this.gradientsOf(batch, {
+      steps: options.steps ?? this.nextRolloutSteps(), noise: options.noise, seed: options.seed,
+    });
+    g.state.dispose();
+    return { grads: g.grads, loss: g.loss, reconstruction: g.reconstruction, kl: g.kl };
+  }
+
+  /** {@link VNCA.applyGradients}: checks every gradient against the model's variables, then applies them. */
+  applyGradients(grads: tf.NamedTensorMap, fn: string): number {
+    if (typeof grads !== 'object' || grads === null) {
+      throw new VncaError(fn, 'grads', `must be a name → tensor map, but got ${describe(grads)}.`);
+    }
+    const vars = this.model.trainableVariables;
+    const names = new Set(vars.map((v) => v.name));
+    const unknown = Object.keys(grads).filter((k) => !names.has(k));
+    if (unknown.length) throw new VncaError(fn, 'grads', `hold names that are not trainable variables of this model: ${unknown.join(', ')}.`);
+    for (const v of vars) {
+      const g = grads[v.name];
+      assertTensor(g, fn, `grads['${v.name}']`);
+      if (!tf.util.arraysEqual(g.shape, v.shape)) {
+        throw new VncaError(fn, `grads['${v.name}']`, `must have shape [${v.shape.join(', ')}], but got [${g.shape.join(', ')}].`);
+      }
+    }
+    return this.applyClipped(grads);
+  }
+
+  private applyClipped(grads: tf.NamedTensorMap): number {
+    const c = this.model.config;
+    this.optimizer ??= tf.train.adam(c.learningRate);
+    const clipped = c.clipNorm > 0 ? clipByGlobalNorm(grads, c.clipNorm) : null;
+    const gradNorm = clipped ? clipped.norm : globalNorm(grads);
+    try {
+      this.optimizer.applyGradients(clipped ? clipped.grads : grads);
+    } finally {
+      if (clipped) tf.dispose(Object.values(clipped.grads));
+    }
+    return gradNorm;
+  }
+
+  /** {@link VNCA.trainStep} on a checked batch. */
+  trainStep(batch: tf.Tensor4D, options: GradientOptions): TrainStepResult {
+    const c = this.model.config;
+    const steps = options.steps ?? this.nextRolloutSteps();
+    const usePool = this.model.growthPlan.usesPool(c);
+    const pooled = usePool ? this.drawFromPool(batch) : null;
+    const images = pooled ? pooled.images : batch;
+    let g: (Gradients & { state: tf.Tensor4D }) | null = null;
+    try {
+      g = this.gradientsOf(images, { steps, initial: pooled?.initial, noise: options.noise, seed: options.seed });
+      if (usePool) this.updatePool(g.state, images, pooled?.drawn ?? null);
+      const gradNorm = this.applyClipped(g.grads);
+      return { loss: g.loss, reconstruction: g.reconstruction, kl: g.kl, gradNorm };
+    } finally {
+      if (pooled) tf.dispose([pooled.images, pooled.initial, pooled.drawn.states, pooled.drawn.payload!]);
+      if (g) tf.dispose([g.state, ...Object.values(g.grads)]);
+    }
+  }
+
+  /** {@link VNCA.fit} on checked data: each step is the model's own `trainStep`. */
+  async fit(data: tf.Tensor4D, options: FitOptions, fn: string): Promise<TrainStepResult[]> {
+    if (typeof options !== 'object' || options === null) throw new VncaError(fn, 'options', `must be an object with steps, but got ${describe(options)}.`);
+    assertInt(options.steps, fn, 'options.steps', 1);
+    const batchSize = options.batchSize ?? 32;
+    assertInt(batchSize, fn, 'options.batchSize', 1, data.shape[0]);
+    const rng = mulberry32(options.seed ?? 0);
+    const history: TrainStepResult[] = [];
+    for (let step = 1; step <= options.steps; step++) {
+      const idx = Array.from({ length: batchSize }, () => Math.floor(rng() * data.shape[0]));
+      const batch = tf.tidy(() => tf.gather(data, tf.tensor1d(idx, 'int32')) as tf.Tensor4D);
+      let r: TrainStepResult;
+      try {
+        r = this.model.trainStep(batch);
+      } finally {
+        batch.dispose();
+      }
+      history.push(r);
+      if (options.onProgress) {
+        const go = await options.onProgress({ ...r, step, steps: options.steps });
+        if (go === false) break;
+      }
+    }
+    return history;
+  }
+
+  /** Frees the optimiser's state and the pool. */
+  dispose(): void {
+    this.optimizer?.dispose();
+    this.optimizer = null;
+    this.pool?.dispose();
+    this.pool = null;
+    tf.dispose([...this.poolFill.states, ...this.poolFill.images]);
+  }
+}
