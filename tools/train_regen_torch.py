@@ -17,7 +17,9 @@ One departure from the reference, on purpose: the KL term is taken over the fres
 batch only. The pooled half's states do not come from its images' posteriors, so their KL has
 no reconstruction term to balance it and only pulls the encoder towards the prior (the
 reference's code comments that pool seeding "is wrong and will mess up the gradient").
-Loss = (sum over the batch of -log p(x|state) + sum over fresh entries of KL) / batch.
+Loss = (sum over the batch of -log p(x|state) + sum over fresh entries of KL) / batch, plus an
+overflow penalty on cell states beyond +-10 (--state-bound), which keeps pooled states bounded:
+without it they grew to 1e4 after ~1,000 steps and training diverged.
 
 Writes into --out: weights.safetensors (vnca names and layouts: HWIO kernels, the encoder's
 dense layer in NHWC flatten order; metadata: config and step), state.pt (model, optimiser,
@@ -179,6 +181,10 @@ def main():
     p.add_argument('--resume', action='store_true')
     p.add_argument('--eval-only', type=int, default=0, help='IWAE (K=--eval-k) on this many test images, then exit')
     p.add_argument('--eval-k', type=int, default=128)
+    p.add_argument('--state-bound', type=float, default=10.0,
+                   help='cell state values beyond +-this are penalised (overflow loss), so pooled states stay bounded')
+    p.add_argument('--reset-pool', action='store_true', help='with --resume: refill the pool from fresh states')
+    p.add_argument('--set-lr', type=float, default=None, help='with --resume: a new learning rate')
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -206,6 +212,12 @@ def main():
         opt.load_state_dict(st['opt'])
         step, seconds = st['step'], st['seconds']
         pool_states, pool_images = st['pool_states'], st['pool_images']
+        if args.reset_pool:
+            pool_states, pool_images = None, None
+        if args.set_lr is not None:
+            for g in opt.param_groups:
+                g['lr'] = args.set_lr
+            config['learningRate'] = args.set_lr
         rng = np.random.default_rng(args.seed + step)
         torch.manual_seed(args.seed + step)
         log(f'resumed at step {step}')
@@ -233,6 +245,7 @@ def main():
 
     perm, pos = rng.permutation(train.shape[0]), 0
     acc, n_acc, times = np.zeros(4), 0, []
+    skipped = 0
     B = args.batch
     while step < args.max_steps and time.time() < stop_at:
         if args.time_only and len(times) >= args.time_only:
@@ -261,16 +274,26 @@ def main():
         final = model.run(seeds, steps)
         recon = model.log_likelihood(x, final)
         kl = 0.5 * (mu ** 2 + torch.exp(2 * logsigma) - 2 * logsigma - 1).sum(1)
-        loss = (-recon.sum() + kl.sum()) / B
+        # Overflow loss (as in the self-organising texture NCAs): states beyond +-state_bound are
+        # penalised, otherwise pooled states, which run on for many rollouts, grow without bound.
+        overflow = (final - final.clamp(-args.state_bound, args.state_bound)).abs().sum() / B
+        loss = (-recon.sum() + kl.sum()) / B + overflow
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip).item()
         if not math.isfinite(loss.item()) or not math.isfinite(gn):
-            log(f'non-finite loss or gradient at step {step + 1}: skipped')
+            skipped += 1
+            log(f'non-finite loss or gradient at step {step + 1}: skipped ({skipped} in a row)')
+            if skipped >= 20:
+                log('20 steps in a row skipped: stopping (the last checkpoint is kept)')
+                return
             continue
+        skipped = 0
         opt.step()
         # The pool: fill it with the first final states, then write every batch's states back.
-        fs, fx = final.detach().contiguous(), x.detach()
+        # Pooled states are kept within the bound too, so one runaway state cannot feed on itself.
+        fs = final.detach().clamp(-args.state_bound, args.state_bound).contiguous()
+        fx = x.detach()
         if pool_states is None:
             fill_s.append(fs); fill_x.append(fx)
             if sum(t.shape[0] for t in fill_s) >= args.pool:
