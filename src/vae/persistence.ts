@@ -87,23 +87,32 @@ export function fromArtifacts<M extends PersistableModel>(
   }
   const updateRule = topo.updateRule ? buildRule(topo.updateRule, options.updateRules ?? [], fn) : undefined;
   const model = build({ ...topo.config, ...(updateRule ? { updateRule } : {}) });
-  try {
+  return withWeights(model, (tensors) => {
     const buffer = tf.io.concatenateArrayBuffers(
-      Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData],
+      Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData!],
     );
-    const expectedBytes = artifacts.weightSpecs.reduce((a, s) => a + 4 * s.shape.reduce((p, d) => p * d, 1), 0);
+    const expectedBytes = artifacts.weightSpecs!.reduce((a, s) => a + 4 * s.shape.reduce((p, d) => p * d, 1), 0);
     if (buffer.byteLength !== expectedBytes) {
       throw new VncaError(fn, 'artifacts.weightData', `must hold ${expectedBytes} bytes for its weightSpecs, but got ${buffer.byteLength}.`);
     }
-    const tensors = tf.io.decodeWeights(buffer, artifacts.weightSpecs);
-    try {
-      setNamedWeights(model, tensors, fn);
-    } finally {
-      tf.dispose(Object.values(tensors));
-    }
+    Object.assign(tensors, tf.io.decodeWeights(buffer, artifacts.weightSpecs!));
+  }, fn);
+}
+
+/**
+ * Sets `model`'s weights from the tensors `fill` puts into a map (freed afterwards, also when
+ * `fill` fails half-way); on any error the model is disposed and the error rethrown.
+ */
+function withWeights<M extends PersistableModel>(model: M, fill: (tensors: tf.NamedTensorMap) => void, fn: string): M {
+  const tensors: tf.NamedTensorMap = {};
+  try {
+    fill(tensors);
+    setNamedWeights(model, tensors, fn);
   } catch (e) {
     model.dispose();
     throw e;
+  } finally {
+    tf.dispose(Object.values(tensors));
   }
   return model;
 }
@@ -132,19 +141,9 @@ export function fromPyTorch<M extends PersistableModel>(
   }
   const named = pytorchToNamedWeights(st, sizes);
   const model = build({ ...options, ...sizes });
-  try {
-    const tensors: tf.NamedTensorMap = {};
-    try {
-      for (const [name, t] of named) tensors[name] = tf.tensor(t.data, t.shape, 'float32');
-      setNamedWeights(model, tensors, fn);
-    } finally {
-      tf.dispose(Object.values(tensors));
-    }
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
+  return withWeights(model, (tensors) => {
+    for (const [name, t] of named) tensors[name] = tf.tensor(t.data, t.shape, 'float32');
+  }, fn);
 }
 
 /**

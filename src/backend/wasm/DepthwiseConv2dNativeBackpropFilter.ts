@@ -1,7 +1,7 @@
 /** The wasm `DepthwiseConv2dNativeBackpropFilter` kernel (tfjs-backend-wasm 4.22 lacks it). @module */
 import * as tf from '@tensorflow/tfjs-core';
-import { padInput, pair, tapPatch, type Shape4 } from '../../ops/layout.js';
-import { runAsKernel, type Backend } from './runAsKernel.js';
+import { padInput, tapPatch, type Shape4 } from '../../ops/layout.js';
+import { depthwiseConvInfo, runAsKernel, type Backend } from './runAsKernel.js';
 
 /**
  * `DepthwiseConv2dNativeBackpropFilter`: the gradient of `depthwiseConv2d(x, filter)`
@@ -17,9 +17,7 @@ export function depthwiseBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; b
   return runAsKernel(backend, [x, dy], (xt, dyt) => {
     const x4 = xt as tf.Tensor4D;
     const filterShape = attrs.filterShape as Shape4;
-    const dilations = pair(attrs.dilations, 1);
-    const info = tf.backend_util.computeConv2DInfo(
-      x4.shape, filterShape, attrs.strides, dilations, attrs.pad, attrs.dimRoundingMode, true, 'channelsLast');
+    const info = depthwiseConvInfo(x4.shape, filterShape, attrs);
     const { filterHeight: fh, filterWidth: fw, inChannels: c, batchSize, outHeight, outWidth } = info;
     const m = filterShape[3];
     const n = batchSize * outHeight * outWidth;

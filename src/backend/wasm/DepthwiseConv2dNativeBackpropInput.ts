@@ -1,7 +1,7 @@
 /** The wasm `DepthwiseConv2dNativeBackpropInput` kernel (tfjs-backend-wasm 4.22 lacks it). @module */
 import * as tf from '@tensorflow/tfjs-core';
-import { flipTaps, insertStrideZeros, padOrCrop, pair, type Shape4 } from '../../ops/layout.js';
-import { runAsKernel, type Backend } from './runAsKernel.js';
+import { flipTaps, insertStrideZeros, padOrCrop } from '../../ops/layout.js';
+import { depthwiseConvInfo, runAsKernel, type Backend } from './runAsKernel.js';
 
 /**
  * `DepthwiseConv2dNativeBackpropInput`: the gradient of `depthwiseConv2d(x, filter)`
@@ -17,10 +17,7 @@ export function depthwiseBackpropInput(args: { inputs: tf.NamedTensorInfoMap; ba
   const backend = args.backend as Backend;
   return runAsKernel(backend, [dy, filter], (dyt, ft) => {
     const filter4 = ft as tf.Tensor4D;
-    const inputShape = attrs.inputShape as Shape4;
-    const dilations = pair(attrs.dilations, 1);
-    const info = tf.backend_util.computeConv2DInfo(
-      inputShape, filter4.shape, attrs.strides, dilations, attrs.pad, attrs.dimRoundingMode, true, 'channelsLast');
+    const info = depthwiseConvInfo(attrs.inputShape, filter4.shape, attrs);
     const { batchSize: b, inHeight: h, inWidth: w, inChannels: c, filterHeight: fh, filterWidth: fw } = info;
     const { dilationHeight: dh, dilationWidth: dw, strideHeight: sh, strideWidth: sw } = info;
     const m = filter4.shape[3];

@@ -3,6 +3,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { pair, type Shape4 } from '../../ops/layout.js';
 
 export type Backend = tf.KernelBackend;
 
@@ -40,4 +41,13 @@ export function asTensor(info: tf.TensorInfo, backend: Backend): tf.Tensor {
   if (info instanceof tf.Tensor) return info;
   backend.incRef(info.dataId);
   return tf.engine().makeTensorFromTensorInfo(info, backend);
+}
+
+/** The geometry of a depthwise kernel call: `x` `[b, h, w, c]`, `filter` `[fh, fw, c, m]`, and the call's attrs. */
+export function depthwiseConvInfo(
+  xShape: number[], filterShape: number[],
+  attrs: Pick<tf.DepthwiseConv2dNativeBackpropInputAttrs, 'strides' | 'dilations' | 'pad' | 'dimRoundingMode'>,
+): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    xShape as Shape4, filterShape as Shape4, attrs.strides, pair(attrs.dilations, 1), attrs.pad, attrs.dimRoundingMode, true, 'channelsLast');
 }
