@@ -278,9 +278,9 @@ function checkpointedSegment(
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [x0, ...savedMasks] = saved as [tf.Tensor4D, ...tf.Tensor[]];
         const [b, h, w] = x0.shape;
-        const per = Math.max(1, Math.floor(cells / (h * w)));
+        const samplesPerChunk = Math.max(1, Math.floor(cells / (h * w)));
         const zeros = savedMasks.map((m) => tf.zerosLike(m));
-        if (per >= b) {
+        if (samplesPerChunk >= b) {
           const [gx, ...gw] = isolatedGrads((s) => run(s as tf.Tensor4D, savedMasks), [x0, ...weights], dy);
           return [gx!, ...zeros, ...gw];
         }
@@ -288,8 +288,8 @@ function checkpointedSegment(
         // gradient temporaries are freed before the next starts; weight gradients add up.
         const gxs: tf.Tensor[] = [];
         let gws: tf.Tensor[] = [];
-        for (let start = 0; start < b; start += per) {
-          const n = Math.min(per, b - start);
+        for (let start = 0; start < b; start += samplesPerChunk) {
+          const n = Math.min(samplesPerChunk, b - start);
           const [gx, ...gw] = tf.tidy(() => {
             const part = (t: tf.Tensor) => (t.shape[0] === b ? tf.slice(t, start, n) : t);
             const ms = savedMasks.map(part);

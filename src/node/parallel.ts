@@ -64,7 +64,7 @@ function isVnca(x: unknown): x is VNCA {
 }
 
 /** Near-equal shares of `n` items over `parts` threads, the larger ones first (the main thread's is first). */
-function shares(n: number, parts: number): number[] {
+function splitEvenly(n: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
 }
 
@@ -264,7 +264,7 @@ export class ParallelVNCA {
     });
   }
 
-  private check(fn: string): void {
+  private checkNotDisposed(fn: string): void {
     if (this.disposed) throw new VncaError(fn, 'this', 'is a disposed ParallelVNCA; create a new one with ParallelVNCA.create.');
   }
 
@@ -314,14 +314,14 @@ export class ParallelVNCA {
     const b = batch.shape[0];
     const zSize = m.config.zSize;
     const steps = options.steps ?? m.nextRolloutSteps();
-    const sizes = shares(b, this.threads.length + 1);
+    const sizes = splitEvenly(b, this.threads.length + 1);
     const noise = options.noise ? tf.clone(options.noise) : tf.randomNormal([b, zSize], 0, 1, 'float32', options.seed) as tf.Tensor2D;
-    let own: Gradients | null = null;
+    let mainThreadGradients: Gradients | null = null;
     try {
       this.syncWeights();
       const pixels = batch.dataSync();
       const eps = noise.dataSync();
-      const per = pixels.length / b;
+      const pixelsPerImage = pixels.length / b;
       const replies: Promise<Reply>[] = [];
       let start = sizes[0]!;
       this.threads.forEach((t, i) => {
@@ -329,7 +329,7 @@ export class ParallelVNCA {
         if (n === 0) return;
         const req: GradientsRequest = {
           type: 'gradients', id: this.nextId++, steps,
-          images: copyOf(pixels, start * per, (start + n) * per),
+          images: copyOf(pixels, start * pixelsPerImage, (start + n) * pixelsPerImage),
           shape: [n, batch.shape[1], batch.shape[2], batch.shape[3]],
           noise: copyOf(eps, start * zSize, (start + n) * zSize),
         };
@@ -340,7 +340,7 @@ export class ParallelVNCA {
       const x0 = tf.slice(batch, 0, n0);
       const e0 = tf.slice(noise, 0, n0);
       try {
-        own = m.computeGradients(x0, { noise: e0, steps });
+        mainThreadGradients = m.computeGradients(x0, { noise: e0, steps });
       } finally {
         tf.dispose([x0, e0]);
       }
@@ -349,7 +349,7 @@ export class ParallelVNCA {
       const grads: tf.NamedTensorMap = {};
       let offset = 0;
       for (const v of m.trainableVariables) {
-        const mine = own.grads[v.name] ?? null;
+        const mine = mainThreadGradients.grads[v.name] ?? null;
         grads[v.name] = tf.tidy(() => {
           const terms: tf.Tensor[] = [mine ? tf.mul(mine, weights[0]!) : tf.zeros(v.shape)];
           results.forEach((r, k) => {
@@ -359,12 +359,12 @@ export class ParallelVNCA {
         });
         offset += v.size;
       }
-      const mix = (key: 'loss' | 'reconstruction' | 'kl'): number =>
-        weights[0]! * own![key] + results.reduce((a, r, k) => a + weights[k + 1]! * r[key], 0);
-      return { grads, loss: mix('loss'), reconstruction: mix('reconstruction'), kl: mix('kl') };
+      const weightedMean = (key: 'loss' | 'reconstruction' | 'kl'): number =>
+        weights[0]! * mainThreadGradients![key] + results.reduce((a, r, k) => a + weights[k + 1]! * r[key], 0);
+      return { grads, loss: weightedMean('loss'), reconstruction: weightedMean('reconstruction'), kl: weightedMean('kl') };
     } finally {
       noise.dispose();
-      if (own) tf.dispose(Object.values((own as Gradients).grads));
+      if (mainThreadGradients) tf.dispose(Object.values((mainThreadGradients as Gradients).grads));
     }
   }
 
@@ -380,7 +380,7 @@ export class ParallelVNCA {
    */
   async computeGradients(batch: tf.Tensor4D, options: GradientOptions = {}): Promise<Gradients> {
     const fn = 'ParallelVNCA.computeGradients';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     this.checkBatch(batch, fn);
     checkGradientOptions(options, batch.shape[0], this.model.config.zSize, fn);
     if (this.threads.length === 0) return this.enqueue(async () => this.model.computeGradients(batch, options));
@@ -400,7 +400,7 @@ export class ParallelVNCA {
    */
   async trainStep(batch: tf.Tensor4D, options: GradientOptions = {}): Promise<TrainStepResult> {
     const fn = 'ParallelVNCA.trainStep';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     this.checkBatch(batch, fn);
     checkGradientOptions(options, batch.shape[0], this.model.config.zSize, fn);
     if (this.threads.length === 0) return this.enqueue(async () => this.model.trainStep(batch, options));
@@ -427,7 +427,7 @@ export class ParallelVNCA {
    */
   async sample(n: number, options: { seed?: number } = {}): Promise<tf.Tensor4D> {
     const fn = 'ParallelVNCA.sample';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     assertInt(n, fn, 'n', 1);
     if (typeof options !== 'object' || options === null) throw new VncaError(fn, 'options', `must be an object, but got ${describe(options)}.`);
     if (options.seed !== undefined) assertInt(options.seed, fn, 'options.seed');
@@ -435,7 +435,7 @@ export class ParallelVNCA {
     return this.enqueue(async () => {
       const m = this.model;
       const zSize = m.config.zSize;
-      const sizes = shares(n, this.threads.length + 1);
+      const sizes = splitEvenly(n, this.threads.length + 1);
       const z = tf.randomNormal([n, zSize], 0, 1, 'float32', options.seed) as tf.Tensor2D;
       const parts: tf.Tensor4D[] = [];
       try {

@@ -110,7 +110,7 @@ export class VNCA {
     return [...this.encoder.trainableWeights, ...this.rule.trainableWeights].map((w) => w.read() as tf.Variable);
   }
 
-  private check(fn: string): void {
+  private checkNotDisposed(fn: string): void {
     if (this.disposed) throw new VncaError(fn, 'this', 'is a disposed VNCA; create or load a new one.');
   }
 
@@ -122,7 +122,7 @@ export class VNCA {
    */
   encode(x: tf.Tensor4D): DiagonalGaussian {
     const fn = 'VNCA.encode';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     checkImages(this.config, x, fn);
     const out = tf.tidy(() => this.encoder.apply(this.toModelInput(x)) as tf.Tensor2D);
     const q = DiagonalGaussian.fromEncoderOutput(out);
@@ -160,7 +160,7 @@ export class VNCA {
   decode(z: tf.Tensor2D, options: { returnStates: true; steps?: number; seed?: number }): Required<GrowResult>;
   decode(z: tf.Tensor2D, options: { returnStates?: boolean; steps?: number; seed?: number } = {}): tf.Tensor4D | Required<GrowResult> {
     const fn = 'VNCA.decode';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     checkLatents(this.config, z, fn);
     if (options.steps !== undefined) assertInt(options.steps, fn, 'options.steps', 0);
     const seed = this.seedGrid(z);
@@ -181,7 +181,7 @@ export class VNCA {
    */
   render(state: tf.Tensor4D): tf.Tensor4D {
     const fn = 'VNCA.render';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     assertState(state, fn);
     if (state.shape[3] !== this.config.zSize) {
       throw new VncaError(fn, 'state', `must have ${this.config.zSize} channels, but got ${state.shape[3]}.`);
@@ -203,7 +203,7 @@ export class VNCA {
    */
   sample(n: number, options: { seed?: number } = {}): tf.Tensor4D {
     const fn = 'VNCA.sample';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     assertInt(n, fn, 'n', 1);
     if (options.seed !== undefined) assertInt(options.seed, fn, 'options.seed');
     return tf.tidy(() => {
@@ -221,7 +221,7 @@ export class VNCA {
    */
   reconstruct(x: tf.Tensor4D): tf.Tensor4D {
     const fn = 'VNCA.reconstruct';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     checkImages(this.config, x, fn);
     const q = this.encode(x);
     try {
@@ -241,7 +241,7 @@ export class VNCA {
    */
   interpolate(x1: tf.Tensor, x2: tf.Tensor, n: number): tf.Tensor4D {
     const fn = 'VNCA.interpolate';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     assertInt(n, fn, 'n', 2);
     const a = asSingleImage(this.config, x1, fn, 'x1');
     const b = asSingleImage(this.config, x2, fn, 'x2');
@@ -292,7 +292,7 @@ export class VNCA {
    */
   computeGradients(batch: tf.Tensor4D, options: GradientOptions = {}): Gradients {
     const fn = 'VNCA.computeGradients';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     checkImages(this.config, batch, fn, 'batch');
     checkGradientOptions(options, batch.shape[0], this.config.zSize, fn);
     return this.trainer.computeGradients(batch, options);
@@ -309,7 +309,7 @@ export class VNCA {
    */
   applyGradients(grads: tf.NamedTensorMap): number {
     const fn = 'VNCA.applyGradients';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     return this.trainer.applyGradients(grads, fn);
   }
 
@@ -326,7 +326,7 @@ export class VNCA {
    */
   trainStep(batch: tf.Tensor4D, options: GradientOptions = {}): TrainStepResult {
     const fn = 'VNCA.trainStep';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     checkImages(this.config, batch, fn, 'batch');
     checkGradientOptions(options, batch.shape[0], this.config.zSize, fn);
     return this.trainer.trainStep(batch, options);
@@ -341,7 +341,7 @@ export class VNCA {
    */
   async fit(data: tf.Tensor4D, options: FitOptions): Promise<TrainStepResult[]> {
     const fn = 'VNCA.fit';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     checkImages(this.config, data, fn, 'data');
     return this.trainer.fit(data, options, fn);
   }
@@ -357,7 +357,7 @@ export class VNCA {
    */
   evaluate(x: tf.Tensor4D, options: EvaluateOptions = {}): EvaluateResult {
     const fn = 'VNCA.evaluate';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     checkImages(this.config, x, fn);
     return evaluate(this, x, options, fn);
   }
@@ -376,7 +376,7 @@ export class VNCA {
   regenerate(state: tf.Tensor4D, region: DamageRegion, options?: { steps?: number; returnStates?: boolean; seed?: number }): GrowResult;
   regenerate(state: tf.Tensor4D, region: DamageRegion, options: { steps?: number; returnStates?: boolean; seed?: number } = {}): GrowResult {
     const fn = 'VNCA.regenerate';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     assertState(state, fn);
     const c = this.config;
     if (state.shape[3] !== c.zSize) throw new VncaError(fn, 'state', `must have ${c.zSize} channels, but got ${state.shape[3]}.`);
@@ -406,7 +406,7 @@ export class VNCA {
    */
   inpaint(x: tf.Tensor4D, mask: tf.Tensor, options: InpaintOptions = {}): tf.Tensor4D {
     const fn = 'VNCA.inpaint';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     return inpaint(this, x, mask, options, fn);
   }
 
@@ -428,7 +428,7 @@ export class VNCA {
    */
   async save(target: string | tf.io.IOHandler): Promise<tf.io.SaveResult> {
     const fn = 'VNCA.save';
-    this.check(fn);
+    this.checkNotDisposed(fn);
     return saveModel(this, target, fn);
   }
 
