@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ResidualUpdateRule, UpdateRule, VNCA, VncaError, type VNCAOptions } from '../src/index.js';
+import { GrowingNCA, ResidualUpdateRule, UpdateRule, VNCA, VncaError, type VNCAOptions } from '../src/index.js';
 import { fileSystem, writeFileAtomic, encodePng, loadPngFolder } from '../src/node.js';
 import { checkDeclaredSizes, checkModelArtifacts, resolveSavedClass, saveArtifacts } from '../src/core/io.js';
 import { faultArtifacts } from './helpers/faultArtifacts.js';
@@ -378,10 +378,9 @@ describe('loadPngFolder checks the PNG header before decoding', () => {
   });
 });
 
-// Checks whose call sites are in src/vae and src/growing, which are being split up: the lead
-// wires checkModelArtifacts, checkDeclaredSizes and resolveSavedClass into VNCA.fromArtifacts
-// (and GrowingNCA.load) and then removes `.skip` here.
-describe.skip('end to end after wiring (issue 16): VNCA.load / fromArtifacts', () => {
+// The same checks through the public load paths: VNCA.fromArtifacts (src/vae/persistence.ts),
+// buildRule (src/layers/registry.ts) and GrowingNCA.load.
+describe('end to end after wiring (issue 16): VNCA.load / fromArtifacts', () => {
   it('a config that declares zSize 8192 over weights for 4 is refused before the model is built', async () => {
     const dir = folder((_d, j) => { ((j.modelTopology as { config: VNCAOptions }).config).zSize = 8192; });
     await expectNamed(VNCA.load(fileSystem(dir)), /config\.zSize must be an integer no larger than the largest weight dimension/);
@@ -395,5 +394,26 @@ describe.skip('end to end after wiring (issue 16): VNCA.load / fromArtifacts', (
     await expectNamed(VNCA.load(tf.io.fromMemory({ ...a, weightSpecs: [null as never] })), /weightSpecs\[0\] must be an object/);
     const nan = new Float32Array((a.weightData as ArrayBuffer).slice(0)).fill(NaN);
     await expectNamed(VNCA.load(tf.io.fromMemory({ ...a, weightData: nan.buffer })), /must be finite/);
+  });
+  it('VNCA.fromArtifacts: null artifacts and a null config are named errors', () => {
+    expect(() => VNCA.fromArtifacts(null as never)).toThrowError(VncaError);
+    expect(() => VNCA.fromArtifacts({ modelTopology: { format: 'vnca', formatVersion: 1, config: null } } as never)).toThrowError(/must be a VNCA model/);
+    tally.cases += 2;
+    tally.named += 2;
+  });
+  it('GrowingNCA.load: hidden 8192 over weights for 8, NaN weights and weightSpecs [null] are refused', async () => {
+    const nca = new GrowingNCA({ target: tf.zeros([4, 4, 4]) as tf.Tensor3D, channels: 8, hidden: 8, poolSize: 2, batchSize: 1, damageCount: 0 });
+    let saved: tf.io.ModelArtifacts | null = null;
+    await nca.save(tf.io.withSaveHandler(async (a) => { saved = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }));
+    nca.dispose();
+    const a = saved! as tf.io.ModelArtifacts;
+    const topo = a.modelTopology as { config: Record<string, unknown> };
+    const big = { ...a, modelTopology: { ...topo, config: { ...topo.config, hidden: 8192 } } };
+    await expectNamed(GrowingNCA.load(tf.io.fromMemory(big)), /Error in GrowingNCA\.load: config\.hidden must be an integer no larger than the largest weight dimension/);
+    const nan = new Float32Array((a.weightData as ArrayBuffer).slice(0)).fill(NaN);
+    await expectNamed(GrowingNCA.load(tf.io.fromMemory({ ...a, weightData: nan.buffer })), /GrowingNCA\.load: artifacts\.weightData must be finite/);
+    await expectNamed(GrowingNCA.load(tf.io.fromMemory({ ...a, weightSpecs: [null as never] })), /weightSpecs\[0\] must be an object/);
+    const back = await GrowingNCA.load(tf.io.fromMemory(a));
+    back.dispose();
   });
 });

@@ -5,7 +5,9 @@ import {
 import { damage, type DamageRegion } from '../core/damage.js';
 import { SamplePool, damageSubset } from '../core/SamplePool.js';
 import { mulberry32 } from '../core/random.js';
-import { relativeWeightName, resolveHandler, saveArtifacts } from '../core/io.js';
+import {
+  checkDeclaredSizes, checkModelArtifacts, relativeWeightName, resolveHandler, saveArtifacts,
+} from '../core/io.js';
 import { runSteps, type GrowResult } from '../growth/grow.js';
 import { PerceptionUpdateRule } from '../layers/PerceptionUpdateRule.js';
 import { enableWasmTraining } from '../backend/wasm/register.js';
@@ -493,11 +495,10 @@ export class GrowingNCA {
     if (topo.formatVersion !== FORMAT_VERSION) {
       throw new VncaError(fn, 'source', `must hold format version ${FORMAT_VERSION}, but got ${describe(topo.formatVersion)}.`);
     }
-    if (!artifacts.weightSpecs || !artifacts.weightData) {
-      throw new VncaError(fn, 'source', 'must hold weightSpecs and weightData, but they are missing.');
-    }
-    const buffer = tf.io.concatenateArrayBuffers(Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData]);
-    const tensors = tf.io.decodeWeights(buffer, artifacts.weightSpecs);
+    // Specs, byte count, finite values and the config's sizes, before anything is allocated.
+    const { specs, data } = checkModelArtifacts(artifacts, fn);
+    checkDeclaredSizes({ channels: topo.config.channels, hidden: topo.config.hidden }, specs, fn);
+    const tensors = tf.io.decodeWeights(data, specs);
     let model: GrowingNCA | null = null;
     try {
       const target = tensors.target;

@@ -4,8 +4,8 @@
  * (`VNCA.load`), `registerLayers()` and `ParallelVNCA`'s workers all read it.
  * @module
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { VncaError } from '../core/errors.js';
+import { resolveSavedClass } from '../core/io.js';
 import { UpdateRule } from './UpdateRule.js';
 import { ResidualUpdateRule } from './ResidualUpdateRule.js';
 import { PerceptionUpdateRule } from './PerceptionUpdateRule.js';
@@ -23,16 +23,17 @@ export function isBuiltInRule(className: string | undefined): boolean {
 
 /**
  * Rebuilds an update rule from `{ className, config }`, looking in `classes` (the caller's
- * own), then the built-in rules, then tfjs's serialization registry. Errors name `fn`. @internal
+ * own), then the built-in rules, then tfjs's serialization registry, accepting only
+ * {@link UpdateRule} subclasses. Errors name `fn`. @internal
  */
-export function buildRule(spec: { className: string; config: tf.serialization.ConfigDict }, classes: readonly RuleClass[], fn: string): UpdateRule {
-  const registered = tf.serialization.SerializationMap.getMap().classNameMap as Record<string, [unknown, unknown]>;
-  const cls = [...classes, ...BUILT_IN_RULES].find((c) => c.className === spec.className)
-    ?? (registered[spec.className]?.[0] as RuleClass | undefined);
-  if (!cls) {
-    throw new VncaError(fn, 'updateRule', `'${spec.className}' is not a known update rule class: pass it in options.updateRules or register it with tf.serialization.registerClass.`);
+export function buildRule(spec: unknown, classes: readonly RuleClass[], fn: string): UpdateRule {
+  // Only UpdateRule subclasses: a model file cannot make the loader build Dense or Conv2D.
+  const { cls, config } = resolveSavedClass(
+    spec, [...classes, ...BUILT_IN_RULES], UpdateRule as unknown as RuleClass, fn, 'updateRule', 'update rule',
+  );
+  const rule = new cls(config as never);
+  if (!(rule instanceof UpdateRule)) {
+    throw new VncaError(fn, 'updateRule', `'${(spec as { className: string }).className}' must extend UpdateRule.`);
   }
-  const rule = new cls(spec.config as never);
-  if (!(rule instanceof UpdateRule)) throw new VncaError(fn, 'updateRule', `'${spec.className}' must extend UpdateRule.`);
   return rule;
 }

@@ -6,7 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, VncaError } from '../core/errors.js';
-import { relativeWeightName, resolveHandler, saveArtifacts } from '../core/io.js';
+import {
+  checkDeclaredSizes, checkModelArtifacts, relativeWeightName, resolveHandler, saveArtifacts,
+} from '../core/io.js';
 import type { UpdateRule } from '../layers/UpdateRule.js';
 import { buildRule } from '../layers/registry.js';
 import { parseSafetensors } from './safetensors.js';
@@ -75,27 +77,25 @@ export async function saveModel(model: PersistableModel, target: string | tf.io.
 export function fromArtifacts<M extends PersistableModel>(
   build: (options: VNCAOptions) => M, artifacts: tf.io.ModelArtifacts, options: { updateRules?: UpdateRuleClass[] }, fn: string,
 ): M {
-  const topo = artifacts?.modelTopology as { format?: string; formatVersion?: number; config?: VNCAOptions; updateRule?: { className: string; config: tf.serialization.ConfigDict } } | undefined;
-  if (!topo || topo.format !== VNCA_FORMAT || typeof topo.config !== 'object') {
+  const topo = (artifacts as tf.io.ModelArtifacts | null | undefined)?.modelTopology as { format?: string; formatVersion?: number; config?: VNCAOptions; updateRule?: unknown } | undefined;
+  if (!topo || topo.format !== VNCA_FORMAT || typeof topo.config !== 'object' || topo.config === null || Array.isArray(topo.config)) {
     throw new VncaError(fn, 'artifacts.modelTopology', `must be a VNCA model (format '${VNCA_FORMAT}'), but got ${describe(topo?.format ?? topo)}.`);
   }
   if (topo.formatVersion !== VNCA_FORMAT_VERSION) {
     throw new VncaError(fn, 'artifacts.modelTopology.formatVersion', `must be ${VNCA_FORMAT_VERSION}, but got ${describe(topo.formatVersion)}.`);
   }
-  if (!artifacts.weightSpecs || !artifacts.weightData) {
-    throw new VncaError(fn, 'artifacts', 'must hold weightSpecs and weightData, but they are missing.');
-  }
-  const updateRule = topo.updateRule ? buildRule(topo.updateRule, options.updateRules ?? [], fn) : undefined;
+  // Specs, byte count and finite values, then the config's sizes against the weights, all
+  // before anything is allocated: a hostile config cannot make the backend allocate gigabytes.
+  const { specs, data } = checkModelArtifacts(artifacts, fn);
+  const c = topo.config;
+  checkDeclaredSizes(
+    { zSize: c.zSize, hidden: c.nBlocks === 0 ? undefined : c.hidden, encoderChannels: c.encoderChannels, imageChannels: c.imageChannels },
+    specs, fn, { nBlocks: c.nBlocks },
+  );
+  const updateRule = topo.updateRule !== undefined ? buildRule(topo.updateRule, options.updateRules ?? [], fn) : undefined;
   const model = build({ ...topo.config, ...(updateRule ? { updateRule } : {}) });
   return withWeights(model, (tensors) => {
-    const buffer = tf.io.concatenateArrayBuffers(
-      Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData!],
-    );
-    const expectedBytes = artifacts.weightSpecs!.reduce((a, s) => a + 4 * s.shape.reduce((p, d) => p * d, 1), 0);
-    if (buffer.byteLength !== expectedBytes) {
-      throw new VncaError(fn, 'artifacts.weightData', `must hold ${expectedBytes} bytes for its weightSpecs, but got ${buffer.byteLength}.`);
-    }
-    Object.assign(tensors, tf.io.decodeWeights(buffer, artifacts.weightSpecs!));
+    Object.assign(tensors, tf.io.decodeWeights(data, specs));
   }, fn);
 }
 
