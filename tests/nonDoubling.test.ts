@@ -45,3 +45,27 @@ describe('non-doubling VNCA', () => {
     expect(() => new VNCA({ ...NON_DOUBLING_MNIST, damageSize: 40 })).toThrowError(/options.damageSize must be an integer in \[0, 28\]/);
   });
 });
+
+describe('pooled training objective', () => {
+  beforeAll(() => useBackend('wasm'));
+
+  it('counts the KL of fresh entries only: pooled entries did not start from their posterior', async () => {
+    const { elboTerms } = await import('../src/vae/objective.js');
+    const m = new VNCA({ ...NON_DOUBLING_MNIST, zSize: 4, hidden: 4, encoderChannels: [2, 2, 2, 2, 2], stepsRange: [2, 2], poolSize: 4 });
+    const x = datasetToTensor(loadMnistDigits({ split: 'test', pad: 0 }), 0, 4);
+    const noise = tf.randomNormal([4, 4], 0, 1, 'float32', 7) as tf.Tensor2D;
+    const all = elboTerms(m as never, x, 2, null, { noise });
+    const pooled = tf.zeros([2, 28, 28, 4]) as tf.Tensor4D;
+    const half = elboTerms(m as never, x, 2, pooled, { noise });
+    // The KL of each image, from the encoder alone.
+    const q = m.encode(x);
+    const kl = await q.klToStandardNormal().data();
+    expect(all.kl.dataSync()[0]).toBeCloseTo((kl[0]! + kl[1]! + kl[2]! + kl[3]!) / 4, 3);
+    expect(half.kl.dataSync()[0]).toBeCloseTo((kl[2]! + kl[3]!) / 2, 3);
+    // loss = (sum of -log p + fresh KL) / batch.
+    expect(half.loss.dataSync()[0]).toBeCloseTo(half.reconstruction.dataSync()[0]! + (kl[2]! + kl[3]!) / 4, 2);
+    tf.dispose([x, noise, pooled, all.loss, all.kl, all.reconstruction, all.state, half.loss, half.kl, half.reconstruction, half.state]);
+    q.dispose();
+    m.dispose();
+  });
+});

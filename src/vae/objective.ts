@@ -11,11 +11,11 @@ import type { VNCAConfig } from './config.js';
 
 /** The loss terms of one batch, each a batch mean in nats, and the final cell states. @internal */
 export interface ElboTerms {
-  /** Negative ELBO: `reconstruction + kl`. */
+  /** Negative ELBO: `reconstruction + kl` (with pooled entries: the fresh entries' KL summed over the batch size). */
   loss: tf.Scalar;
   /** Mean of -log p(x|z). */
   reconstruction: tf.Scalar;
-  /** Mean of KL(q(z|x) || N(0, I)). */
+  /** Mean of KL(q(z|x) || N(0, I)) over the fresh entries (those grown from their posterior). */
   kl: tf.Scalar;
   /** Final cell states `[batch, imageSize, imageSize, zSize]`. */
   state: tf.Tensor4D;
@@ -57,7 +57,14 @@ export function elboTerms(
     const logPx = model.logLikelihood(state, x);
     const kl = q.klToStandardNormal();
     const reconstruction = tf.neg(tf.mean(logPx)) as tf.Scalar;
-    const klMean = tf.mean(kl) as tf.Scalar;
-    return { loss: tf.add(reconstruction, klMean) as tf.Scalar, reconstruction, kl: klMean, state };
+    // Pooled entries did not start from their images' posteriors, so their KL term has no
+    // reconstruction to balance it and would only pull the encoder towards the prior (the
+    // reference's code calls pool seeding "wrong" for this gradient). The KL counts for the
+    // fresh entries only: loss = (sum of -log p(x|state) + sum of fresh KL) / batch.
+    const nPooled = initial ? initial.shape[0] : 0;
+    const freshKl = nPooled > 0 ? tf.slice(kl, [nPooled], [-1]) : kl;
+    const klMean = (freshKl.shape[0] > 0 ? tf.mean(freshKl) : tf.scalar(0)) as tf.Scalar;
+    const klLoss = nPooled > 0 ? tf.div(tf.sum(freshKl), x.shape[0]) as tf.Scalar : klMean;
+    return { loss: tf.add(reconstruction, klLoss) as tf.Scalar, reconstruction, kl: klMean, state };
   });
 }
