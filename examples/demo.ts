@@ -1,18 +1,21 @@
 /**
  * The demo (`npm run demo`): what the shipped pretrained VNCA does, in pictures and one number.
  *
- * Loads the model in models/mnist-small/ (a doubling VNCA for 32x32 binarised MNIST digits,
- * see docs/pretrained.md) and writes into --out (default out/demo):
+ * Loads the two shipped models (docs/pretrained.md): mnist-small, a doubling VNCA for 32x32
+ * binarised MNIST digits (samples, growth, reconstructions, interpolation, nats), and
+ * mnist-regen, the non-doubling VNCA trained from a sample pool with damage (regrowth and
+ * inpainting: the doubling model was never trained to heal), and writes into --out (default out/demo):
  *
  *   samples.png          new digits: z ~ N(0, I), grown from a 2x2 seed to 32x32
  *   growth.png           how a few samples grow: one row per sample, columns from the 2x2 seed
  *                        to the 32x32 image (the first, middle and last state of each grid size)
  *   growth.gif           the same growth, every step
  *   reconstructions.png  held-out digits (top row) and their reconstructions (bottom row)
- *   regrowth.png         grown digits, the same damaged (a 16x16 square of cells zeroed), and
- *                        the automaton running on for 8 steps: one row per sample
+ *   regrowth.png         with the damage-trained model (models/mnist-regen): held-out digits
+ *                        grown from their posterior means, the same damaged (a square of half
+ *                        the grid's side zeroed), and the automaton regrowing them: one row each
  *   regrowth.gif         the same, animated
- *   inpainting.png       held-out digits with half hidden, one row each: original / masked
+ *   inpainting.png       (mnist-regen) held-out digits with half hidden, one row each: original / masked
  *                        input / model.inpaint (the hidden cells zeroed and regrown) / the hidden
  *                        part from the decode of the masked digit's posterior mean
  *   interpolation.png    decodes along the line between the posteriors of two held-out digits
@@ -39,7 +42,8 @@ import {
 const program = backendOption(new Command()
   .name('demo')
   .description('Pictures and the held-out log-likelihood of the shipped pretrained VNCA.')
-  .option('--model <name|dir>', 'shipped model name or model folder', SHIPPED_MODEL)
+  .option('--model <name|dir>', 'shipped model name or model folder (samples, growth, reconstructions, interpolation, nats)', SHIPPED_MODEL)
+  .option('--regen-model <name|dir>', 'shipped model name or model folder for regrowth and inpainting', 'mnist-regen')
   .option('--out <dir>', 'output folder', 'out/demo')
   .option('--samples <n>', 'new samples in samples.png', positiveInt, 36)
   .option('--k <n>', 'importance samples per image of the live IWAE bound', positiveInt, 32)
@@ -48,7 +52,7 @@ const program = backendOption(new Command()
   .option('--seed <n>', 'random seed', int, 1))
   .parse();
 const opts = program.opts<{
-  model: string; out: string; samples: number; k: number; evalImages: number; scale: number; seed: number;
+  model: string; regenModel: string; out: string; samples: number; k: number; evalImages: number; scale: number; seed: number;
   backend: BackendName;
 }>();
 
@@ -122,40 +126,55 @@ await part('reconstructions.png', '10 held-out digits and their reconstructions'
   tf.dispose([x, recon, both]);
 });
 
-// 4. Regeneration: zero a square of cells in the grown states, let the automaton run on
-// (stepsPerDoubling = 8 more steps, regenerate's default).
-const region = { shape: 'square' as const, top: size / 4, left: size / 4, size: size / 2 };
+// 4. Regeneration, with the damage-trained model (--regen-model, default mnist-regen: the
+// doubling model above was never trained to heal). Held-out digits are grown from their
+// posterior means, a square of half the grid's side is zeroed, and the automaton runs on.
+const regen = await loadModel(opts.regenModel);
+const rc = regen.config;
+const rsize = rc.imageSize;
+const regenTest = loadMnistDigits({ split: 'test', pad: (rsize - 28) / 2 });
+const regrowSteps = rc.growth === 'doubling' ? rc.stepsPerDoubling : rc.stepsRange[0];
 let regrowthFrames: tf.Tensor4D[] = [];
-await part('regrowth.png', `damage + ${c.stepsPerDoubling} steps of regrowth`, () => {
-  const regrown = model.regenerate(grown.state, region, { returnStates: true, seed: opts.seed });
-  // Columns: grown, damaged, then every step of regrowth.
-  regrowthFrames = [model.render(grown.state), ...regrown.states.map((s) => model.render(s))];
-  const grid = rowsOfColumns(regrowthFrames);
-  savePngGrid(join(opts.out, 'regrowth.png'), grid, { scale, cols: regrowthFrames.length });
-  tf.dispose([grid, regrown.state, ...regrown.states]);
+await part('regrowth.png', `${opts.regenModel}: damage + ${regrowSteps} steps of regrowth`, () => {
+  const x = gatherImages(regenTest, firstOfEach.slice(0, 4));
+  const q = regen.encode(x);
+  const grownDigits = regen.decode(q.mean as tf.Tensor2D, { seed: opts.seed });
+  const half = Math.floor(rsize / 2);
+  const region = { shape: 'square' as const, top: Math.floor(rsize / 4), left: Math.floor(rsize / 4), size: half };
+  const regrown = regen.regenerate(grownDigits, region, { returnStates: true, seed: opts.seed });
+  // Columns: grown, damaged, then every 4th step of regrowth (and the last).
+  const keep = regrown.states.filter((_, i) => i % 4 === 0 || i === regrown.states.length - 1);
+  const columns = [regen.render(grownDigits), ...keep.map((s) => regen.render(s))];
+  const grid = rowsOfColumns(columns);
+  savePngGrid(join(opts.out, 'regrowth.png'), grid, { scale, cols: columns.length });
+  regrowthFrames = [regen.render(grownDigits), ...regrown.states.map((s) => regen.render(s))];
+  tf.dispose([x, grownDigits, grid, regrown.state, ...regrown.states, ...columns]);
+  q.dispose();
 });
-await part('regrowth.gif', `${regrowthFrames.length + 3} frames`, () => {
+await part('regrowth.gif', `${regrowthFrames.length + 6} frames`, () => {
   // Hold the grown digits for a few frames before the damage.
-  const frames = [...Array(3).fill(regrowthFrames[0]!), ...regrowthFrames];
-  saveGif(join(opts.out, 'regrowth.gif'), frames, { scale: scale + 1, cols: 4, gap: 2, delay: 250, lastDelay: 2000 });
+  const frames = [...Array(6).fill(regrowthFrames[0]!), ...regrowthFrames];
+  saveGif(join(opts.out, 'regrowth.gif'), frames, { scale: scale + 1, cols: 4, gap: 2, delay: 100, lastDelay: 2000 });
 });
 
-// 5. Inpainting: hide the bottom half (even columns) or the right half (odd columns) of held-out digits.
-await part('inpainting.png', '8 digits: original / masked / inpainted / posterior decode', () => {
+// 5. Inpainting, with the damage-trained model: hide the bottom half (even columns) or the
+// right half (odd columns) of held-out digits.
+await part('inpainting.png', `${opts.regenModel}: 8 digits: original / masked / inpainted / posterior decode`, () => {
   const n = 8;
-  const x = gatherImages(test, firstOfEach.slice(0, n));
-  const bottom = halfMask('bottom', size);
-  const right = halfMask('right', size);
+  const x = gatherImages(regenTest, firstOfEach.slice(0, n));
+  const bottom = halfMask('bottom', rsize);
+  const right = halfMask('right', rsize);
   const mask = tf.stack(Array.from({ length: n }, (_, i) => (i % 2 === 0 ? bottom : right))) as tf.Tensor3D; // 1 = unknown
   // model.inpaint: grow the posterior mean, zero the unknown cells, let them regrow.
-  const filled = model.inpaint(x, mask, { seed: opts.seed });
+  const filled = regen.inpaint(x, mask, { seed: opts.seed });
   // For comparison: the unknown part straight from the decode of the posterior mean, without damage.
-  const decoded = inpaintFromPosterior(model, x, mask);
+  const decoded = inpaintFromPosterior(regen, x, mask);
   // In colour: the unknown part of the input blue, the new part of each output tinted blue.
   const grid = inpaintingRows(x, mask, [filled, decoded]);
   savePngGrid(join(opts.out, 'inpainting.png'), grid, { scale, cols: n });
   tf.dispose([x, bottom, right, mask, filled, decoded, grid]);
 });
+regen.dispose();
 
 // 6. Latent interpolation between pairs of held-out digits.
 await part('interpolation.png', '4 pairs of held-out digits, 8 steps each', () => {
