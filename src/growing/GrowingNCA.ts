@@ -79,6 +79,11 @@ export interface GrowingTrainStepResult {
   learningRate: number;
   /** Global norm of the raw gradients (before the per-variable normalisation). */
   gradNorm: number;
+  /**
+   * True when the loss or a gradient norm was NaN or ±Infinity: nothing was applied (the
+   * rule's weights, Adam's moments, the pool and the step count are as before the step).
+   */
+  skipped: boolean;
 }
 
 /** Options of {@link GrowingNCA.grow} and {@link GrowingNCA.regenerate}. @category Growing NCA */
@@ -142,6 +147,11 @@ function checkTarget(target: unknown, fn: string): asserts target is tf.Tensor3D
   if (c !== 4 || h < 3 || w < 3) {
     throw new VncaError(fn, 'options.target', `must have shape [height, width, 4] with height and width >= 3, but got [${target.shape.join(', ')}].`);
   }
+  // One reduction: the sum is NaN or ±Infinity when any value is.
+  const sum = tf.tidy(() => tf.sum(target));
+  const total = sum.dataSync()[0]!;
+  sum.dispose();
+  if (!Number.isFinite(total)) throw new VncaError(fn, 'options.target', `must be finite, but it holds NaN or ±Infinity (its sum is ${total}).`);
 }
 
 /**
@@ -341,18 +351,25 @@ export class GrowingNCA {
     }, this.trainableVariables);
     const norms = tf.tidy(() => tf.stack(Object.values(grads).map((g) => tf.norm(g))));
     const normValues = norms.dataSync();
+    const loss = value.dataSync()[0]!;
+    const gradNorm = Math.sqrt(Array.from(normValues).reduce((a, v) => a + v * v, 0));
+    // A non-finite loss or gradient never reaches the weights, Adam's moments or the pool.
+    const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
     const scaled: tf.NamedTensorMap = {};
-    Object.entries(grads).forEach(([name, g], k) => {
-      scaled[name] = tf.div(g, normValues[k]! + 1e-8);
-    });
-    this.optimizer.applyGradients(scaled);
-    this.pool.replace(sortedIndices, final!);
-    this.steps++;
+    if (!skipped) {
+      Object.entries(grads).forEach(([name, g], k) => {
+        scaled[name] = tf.div(g, normValues[k]! + 1e-8);
+      });
+      this.optimizer.applyGradients(scaled);
+      this.pool.replace(sortedIndices, final!);
+      this.steps++;
+    }
     const result: GrowingTrainStepResult = {
-      loss: value.dataSync()[0]!,
+      loss,
       steps,
       learningRate: (this.optimizer as unknown as { learningRate: number }).learningRate,
-      gradNorm: Math.sqrt(Array.from(normValues).reduce((a, v) => a + v * v, 0)),
+      gradNorm,
+      skipped,
     };
     tf.dispose([value, norms, x0, final!, ...Object.values(grads), ...Object.values(scaled)]);
     return result;
@@ -521,6 +538,16 @@ export class GrowingNCA {
     } finally {
       tf.dispose(Object.values(tensors));
     }
+  }
+
+  /**
+   * Forgets the optimiser's state (Adam's moments): the next {@link GrowingNCA.trainStep}
+   * starts a fresh Adam. The learning-rate schedule (the step count) is kept.
+   */
+  resetOptimizer(): void {
+    this.check('GrowingNCA.resetOptimizer');
+    this.optimizer?.dispose();
+    this.optimizer = null;
   }
 
   /** Frees the weights, the pool, the target and the optimiser state. A second call does nothing. */

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { assertInt, assertRank, describe, VncaError } from '../core/errors.js';
 import { isBuiltInRule } from '../layers/registry.js';
 import { VNCA, type GradientOptions, type Gradients, type TrainStepResult } from '../vae/VNCA.js';
-import { checkGradientOptions } from '../vae/training.js';
+import { checkGradientOptions, checkTrainingImages } from '../vae/training.js';
 import { dataIdOf } from '../backend/tfjsInternals.js';
 import type { GradientsRequest, Reply, Request, SampleRequest } from './parallelProtocol.js';
 
@@ -282,6 +282,7 @@ export class ParallelVNCA {
     if (batch.dtype !== 'float32' || h !== c.imageSize || w !== c.imageSize || ch !== c.imageChannels) {
       throw new VncaError(fn, 'batch', `must be a float32 tensor of shape [batch, ${c.imageSize}, ${c.imageSize}, ${c.imageChannels}], but got ${describe(batch)}.`);
     }
+    checkTrainingImages(batch, fn, 'batch');
   }
 
   /** Sends the model's weights to every worker that lacks their current version. */
@@ -407,8 +408,9 @@ export class ParallelVNCA {
     return this.enqueue(async () => {
       const g = await this.gradients(batch, options);
       try {
-        const gradNorm = this.model.applyGradients(g.grads);
-        return { loss: g.loss, reconstruction: g.reconstruction, kl: g.kl, gradNorm };
+        // A non-finite loss or gradient norm skips the step, as model.trainStep does.
+        const { gradNorm, skipped } = this.model.applyStep(g.grads, g.loss);
+        return { loss: g.loss, reconstruction: g.reconstruction, kl: g.kl, gradNorm, skipped };
       } finally {
         tf.dispose(Object.values(g.grads));
       }

@@ -12,7 +12,7 @@ import { Encoder } from './Encoder.js';
 import { resolveConfig, type UpdateRuleClass, type VNCAConfig, type VNCAOptions } from './config.js';
 import { elboTerms, type ElboTerms } from './objective.js';
 import {
-  Trainer, checkGradientOptions, type FitOptions, type GradientOptions, type Gradients, type TrainStepResult,
+  Trainer, checkGradientOptions, checkTrainingImages, type FitOptions, type GradientOptions, type Gradients, type TrainStepResult,
 } from './training.js';
 import { checkImages, checkLatents, asSingleImage } from './checks.js';
 import { inpaint, type InpaintOptions } from './inpainting.js';
@@ -294,6 +294,7 @@ export class VNCA {
     const fn = 'VNCA.computeGradients';
     this.checkNotDisposed(fn);
     checkImages(this.config, batch, fn, 'batch');
+    checkTrainingImages(batch, fn, 'batch');
     checkGradientOptions(options, batch.shape[0], this.config.zSize, fn);
     return this.trainer.computeGradients(batch, options);
   }
@@ -306,6 +307,7 @@ export class VNCA {
    * @param grads A gradient for every trainable variable, keyed by `variable.name` and of its
    *   shape, as {@link VNCA.computeGradients} returns them (not disposed).
    * @returns The global gradient norm before clipping.
+   * @throws VncaError when a gradient holds NaN or ±Infinity (nothing is applied then).
    */
   applyGradients(grads: tf.NamedTensorMap): number {
     const fn = 'VNCA.applyGradients';
@@ -322,21 +324,45 @@ export class VNCA {
    * @param batch Images `[batch, imageSize, imageSize, imageChannels]` in [0, 1] (binary for 'bernoulli').
    * @param options The step's randomness (default: fresh): `seed` or `noise` of the posterior
    *   sample, `steps` of a fixed model.
-   * @returns Plain numbers: loss (negative ELBO), reconstruction, KL, gradient norm.
+   * @returns Plain numbers: loss (negative ELBO), reconstruction, KL, gradient norm, and
+   *   `skipped`: true when the loss or gradient norm was NaN or ±Infinity, in which case nothing
+   *   was applied (weights, optimiser state and pool stay as they were).
+   * @throws VncaError when the batch is empty or holds values that are not finite or not in [0, 1].
    */
   trainStep(batch: tf.Tensor4D, options: GradientOptions = {}): TrainStepResult {
     const fn = 'VNCA.trainStep';
     this.checkNotDisposed(fn);
     checkImages(this.config, batch, fn, 'batch');
+    checkTrainingImages(batch, fn, 'batch');
     checkGradientOptions(options, batch.shape[0], this.config.zSize, fn);
     return this.trainer.trainStep(batch, options);
   }
 
   /**
-   * Trains for `steps` steps on random batches drawn (with a seeded sampler) from `data`.
+   * Clips and applies gradients already checked against the model's variables, or skips
+   * them when `loss` or their norm is not finite (the second half of a `ParallelVNCA` step). @internal
+   */
+  applyStep(grads: tf.NamedTensorMap, loss: number): { gradNorm: number; skipped: boolean } {
+    this.checkNotDisposed('VNCA.applyStep');
+    return this.trainer.applyStep(grads, loss);
+  }
+
+  /**
+   * Forgets the optimiser's state (Adam's moments and its step count): the next training step
+   * starts a fresh Adam. Use it after restoring good weights following a bad run.
+   */
+  resetOptimizer(): void {
+    this.checkNotDisposed('VNCA.resetOptimizer');
+    this.training?.resetOptimizer();
+  }
+
+  /**
+   * Trains for `steps` steps on batches drawn from `data` by a seeded sampler: shuffled once
+   * per epoch (default) or with replacement. Stops with a {@link VncaError} after
+   * `maxSkippedSteps` (default 5) consecutive skipped steps (see {@link TrainStepResult.skipped}).
    *
    * @param data Training images `[n, imageSize, imageSize, imageChannels]` in [0, 1] (not disposed).
-   * @param options steps, batchSize (default 32), seed, onProgress.
+   * @param options steps, batchSize (default 32), seed, shuffle, maxSkippedSteps, onProgress.
    * @returns The per-step results.
    */
   async fit(data: tf.Tensor4D, options: FitOptions): Promise<TrainStepResult[]> {

@@ -6,11 +6,11 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { assertInt, assertRank, assertTensor, describe, VncaError } from '../core/errors.js';
+import { assertInt, assertOneOf, assertRank, assertTensor, describe, VncaError } from '../core/errors.js';
 import { SamplePool, damageSubset, type PoolSample } from '../core/SamplePool.js';
 import { mulberry32 } from '../core/random.js';
 import { enableWasmTraining } from '../backend/wasm/register.js';
-import { clipByGlobalNorm, globalNorm } from './clip.js';
+import { globalNorm } from './clip.js';
 import type { VNCAConfig } from './config.js';
 import type { ElboTerms } from './objective.js';
 import type { GrowthPlan } from './growthPlan.js';
@@ -25,6 +25,11 @@ export interface TrainStepResult {
   kl: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
+  /**
+   * True when the step's loss or gradient norm was NaN or ±Infinity: nothing was applied (the
+   * weights, Adam's moments, the step count and the sample pool are as before the step).
+   */
+  skipped: boolean;
 }
 
 /**
@@ -89,8 +94,43 @@ export interface FitOptions {
   batchSize?: number;
   /** Seed of the batch sampler. Default 0. */
   seed?: number;
+  /**
+   * How batches are drawn: `'epoch'` (default, as the reference) shuffles the data once per
+   * epoch and walks through it, so every image is seen once an epoch; `'replacement'` draws
+   * every image of every batch uniformly at random. Both are seeded by `seed`.
+   */
+  shuffle?: 'epoch' | 'replacement';
+  /**
+   * Consecutive skipped steps (non-finite loss or gradient norm, see
+   * {@link TrainStepResult.skipped}) after which `fit` stops with a {@link VncaError}. Default 5.
+   */
+  maxSkippedSteps?: number;
   /** Called after each step. Returning `false` stops training. */
   onProgress?: (p: FitProgress) => void | boolean | Promise<void | boolean>;
+}
+
+/**
+ * Seeded batch indices of {@link VNCA.fit}: `'epoch'` walks through a fresh shuffle of the
+ * `n` images each epoch (a last part smaller than `batchSize` is left out, as PyTorch's
+ * `drop_last`), `'replacement'` draws each index uniformly. @internal
+ */
+export function batchSampler(n: number, batchSize: number, shuffle: 'epoch' | 'replacement', seed: number): () => number[] {
+  const rng = mulberry32(seed);
+  if (shuffle === 'replacement') return () => Array.from({ length: batchSize }, () => Math.floor(rng() * n));
+  let order: number[] = [];
+  let at = n;
+  return () => {
+    if (at + batchSize > n) {
+      order = Array.from({ length: n }, (_, i) => i);
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(rng() * (i + 1));
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      at = 0;
+    }
+    at += batchSize;
+    return order.slice(at - batchSize, at);
+  };
 }
 
 /** What a {@link Trainer} needs of its model. @internal */
@@ -114,6 +154,30 @@ export function checkGradientOptions(options: GradientOptions, batch: number, zS
     if (options.noise.dtype !== 'float32' || nb !== batch || nz !== zSize) {
       throw new VncaError(fn, 'options.noise', `must be a float32 tensor of shape [${batch}, ${zSize}], but got ${describe(options.noise)}.`);
     }
+    const sum = tf.tidy(() => tf.sum(options.noise!));
+    const value = sum.dataSync()[0]!;
+    sum.dispose();
+    // The sum of a tensor is NaN or ±Infinity when any value is (for noise of normal size).
+    if (!Number.isFinite(value)) throw new VncaError(fn, 'options.noise', `must be finite, but it holds NaN or ±Infinity (its sum is ${value}).`);
+  }
+}
+
+/**
+ * Training images are checked at the public boundary before any work: at least one image, and
+ * every value finite and in [0, 1] (binary for `'bernoulli'`, k/255 for `'dmol'`). One read of
+ * three reductions (min, max, sum: sum catches NaN where a backend's min/max skips it), no
+ * copy of the batch. @internal
+ */
+export function checkTrainingImages(x: tf.Tensor, fn: string, arg: string): void {
+  if (x.shape[0] === 0) throw new VncaError(fn, arg, 'must hold at least one image, but got a batch of 0.');
+  const stats = tf.tidy(() => tf.stack([tf.min(x), tf.max(x), tf.sum(x)]));
+  const [lo, hi, sum] = stats.dataSync() as Float32Array;
+  stats.dispose();
+  if (lo! < 0 || hi! > 1) {
+    throw new VncaError(fn, arg, `must hold values in [0, 1], but its values range over [${lo}, ${hi}].`);
+  }
+  if (!Number.isFinite(sum!) || Number.isNaN(lo!) || Number.isNaN(hi!)) {
+    throw new VncaError(fn, arg, 'must hold finite values in [0, 1], but it holds NaN.');
   }
 }
 
@@ -125,6 +189,8 @@ export function checkGradientOptions(options: GradientOptions, batch: number, zS
 export class Trainer {
   private optimizer: tf.Optimizer | null = null;
   private readonly rng = mulberry32(0x5eed);
+  /** Applied (not skipped) optimiser steps of this run. */
+  private stepCount = 0;
   private pool: SamplePool | null = null;
   private poolFill: { states: tf.Tensor4D[]; images: tf.Tensor4D[]; count: number } = { states: [], images: [], count: 0 };
 
@@ -133,6 +199,20 @@ export class Trainer {
   /** Entries in the sample pool (0 while it fills or without pooling). */
   get poolSize(): number {
     return this.pool?.size ?? 0;
+  }
+
+  /** Applied (not skipped) optimiser steps of this run. */
+  get steps(): number {
+    return this.stepCount;
+  }
+
+  /**
+   * Forgets Adam's moments (and its step count, which drives the bias correction): the next
+   * step starts a fresh optimiser. For restarting after bad steps or restored weights.
+   */
+  resetOptimizer(): void {
+    this.optimizer?.dispose();
+    this.optimizer = null;
   }
 
   /** Draws the pooled part of a batch (damaging some), or nothing while the pool fills. @internal */
@@ -228,7 +308,10 @@ export class Trainer {
     return { grads: g.grads, loss: g.loss, reconstruction: g.reconstruction, kl: g.kl };
   }
 
-  /** {@link VNCA.applyGradients}: checks every gradient against the model's variables, then applies them. */
+  /**
+   * {@link VNCA.applyGradients}: checks every gradient against the model's variables, then
+   * applies them; gradients whose global norm is not finite are refused, and nothing changes.
+   */
   applyGradients(grads: tf.NamedTensorMap, fn: string): number {
     if (typeof grads !== 'object' || grads === null) {
       throw new VncaError(fn, 'grads', `must be a name → tensor map, but got ${describe(grads)}.`);
@@ -244,20 +327,35 @@ export class Trainer {
         throw new VncaError(fn, `grads['${v.name}']`, `must have shape [${v.shape.join(', ')}], but got [${g.shape.join(', ')}].`);
       }
     }
-    return this.applyClipped(grads);
-  }
-
-  private applyClipped(grads: tf.NamedTensorMap): number {
-    const c = this.model.config;
-    this.optimizer ??= tf.train.adam(c.learningRate);
-    const clipped = c.clipNorm > 0 ? clipByGlobalNorm(grads, c.clipNorm) : null;
-    const gradNorm = clipped ? clipped.norm : globalNorm(grads);
-    try {
-      this.optimizer.applyGradients(clipped ? clipped.grads : grads);
-    } finally {
-      if (clipped) tf.dispose(Object.values(clipped.grads));
+    const { gradNorm, skipped } = this.applyStep(grads, 0);
+    if (skipped) {
+      throw new VncaError(fn, 'grads', `must be finite, but their global norm is ${gradNorm}; nothing was applied (weights and optimiser state are unchanged).`);
     }
     return gradNorm;
+  }
+
+  /**
+   * Clips and applies checked gradients, unless `loss` or their global norm is not finite:
+   * then nothing is applied (the weights and Adam's moments never see a NaN). @internal
+   */
+  applyStep(grads: tf.NamedTensorMap, loss: number): { gradNorm: number; skipped: boolean } {
+    const c = this.model.config;
+    const gradNorm = globalNorm(grads);
+    if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) return { gradNorm, skipped: true };
+    this.optimizer ??= tf.train.adam(c.learningRate);
+    const scale = c.clipNorm > 0 && gradNorm > c.clipNorm ? c.clipNorm / gradNorm : 1;
+    const scaled = scale === 1 ? null : tf.tidy(() => {
+      const out: tf.NamedTensorMap = {};
+      for (const [k, g] of Object.entries(grads)) out[k] = tf.mul(g, scale);
+      return out;
+    });
+    try {
+      this.optimizer.applyGradients(scaled ?? grads);
+    } finally {
+      if (scaled) tf.dispose(Object.values(scaled));
+    }
+    this.stepCount++;
+    return { gradNorm, skipped: false };
   }
 
   /** {@link VNCA.trainStep} on a checked batch. */
@@ -270,9 +368,10 @@ export class Trainer {
     let g: (Gradients & { state: tf.Tensor4D }) | null = null;
     try {
       g = this.gradientsOf(images, { steps, initial: pooled?.initial, noise: options.noise, seed: options.seed });
-      if (usePool) this.updatePool(g.state, images, pooled?.drawn ?? null);
-      const gradNorm = this.applyClipped(g.grads);
-      return { loss: g.loss, reconstruction: g.reconstruction, kl: g.kl, gradNorm };
+      const { gradNorm, skipped } = this.applyStep(g.grads, g.loss);
+      // A skipped step leaves the pool as it was too: its final states may hold NaN.
+      if (usePool && !skipped) this.updatePool(g.state, images, pooled?.drawn ?? null);
+      return { loss: g.loss, reconstruction: g.reconstruction, kl: g.kl, gradNorm, skipped };
     } finally {
       if (pooled) tf.dispose([pooled.images, pooled.initial, pooled.drawn.states, pooled.drawn.payload!]);
       if (g) tf.dispose([g.state, ...Object.values(g.grads)]);
@@ -283,12 +382,19 @@ export class Trainer {
   async fit(data: tf.Tensor4D, options: FitOptions, fn: string): Promise<TrainStepResult[]> {
     if (typeof options !== 'object' || options === null) throw new VncaError(fn, 'options', `must be an object with steps, but got ${describe(options)}.`);
     assertInt(options.steps, fn, 'options.steps', 1);
+    checkTrainingImages(data, fn, 'data');
     const batchSize = options.batchSize ?? 32;
     assertInt(batchSize, fn, 'options.batchSize', 1, data.shape[0]);
-    const rng = mulberry32(options.seed ?? 0);
+    if (options.seed !== undefined) assertInt(options.seed, fn, 'options.seed');
+    const shuffle = options.shuffle ?? 'epoch';
+    assertOneOf(shuffle, ['epoch', 'replacement'] as const, fn, 'options.shuffle');
+    const maxSkipped = options.maxSkippedSteps ?? 5;
+    assertInt(maxSkipped, fn, 'options.maxSkippedSteps', 1);
+    const nextBatch = batchSampler(data.shape[0], batchSize, shuffle, options.seed ?? 0);
     const history: TrainStepResult[] = [];
+    let skippedInARow = 0;
     for (let step = 1; step <= options.steps; step++) {
-      const idx = Array.from({ length: batchSize }, () => Math.floor(rng() * data.shape[0]));
+      const idx = nextBatch();
       const batch = tf.tidy(() => tf.gather(data, tf.tensor1d(idx, 'int32')) as tf.Tensor4D);
       let r: TrainStepResult;
       try {
@@ -297,6 +403,10 @@ export class Trainer {
         batch.dispose();
       }
       history.push(r);
+      skippedInARow = r.skipped ? skippedInARow + 1 : 0;
+      if (skippedInARow >= maxSkipped) {
+        throw new VncaError(fn, 'training', `stopped after ${skippedInARow} consecutive skipped steps (steps ${step - skippedInARow + 1} to ${step}: loss ${r.loss}, gradient norm ${r.gradNorm}); nothing of them was applied, so the weights and optimiser state are those of step ${step - skippedInARow}. Lower learningRate or clipNorm, or check the data; options.maxSkippedSteps sets the limit.`);
+      }
       if (options.onProgress) {
         const go = await options.onProgress({ ...r, step, steps: options.steps });
         if (go === false) break;

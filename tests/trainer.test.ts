@@ -1,0 +1,312 @@
+/**
+ * The Trainer (src/vae/training.ts) under bad numbers and for resumable runs (issue 16,
+ * sections 1, 2 and 5): inputs rejected before any work, non-finite steps skipped before they
+ * reach the weights or Adam's moments, `fit` stopping after consecutive skipped steps, the
+ * optimiser reset, Adam's settings, the gradient map's order, epoch shuffling, and a
+ * checkpoint with the optimiser's state that resumes the same curve.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectClose, useBackend } from './helpers/backends.js';
+import { GrowingNCA, VNCA, VncaError, type VNCAOptions } from '../src/index.js';
+import { ParallelVNCA } from '../src/node.js';
+import { batchSampler } from '../src/vae/training.js';
+
+/** A tiny doubling model: 8x8 images grown from 2x2 in 2 doublings. */
+const TINY: VNCAOptions = {
+  zSize: 4, hidden: 4, nBlocks: 1, encoderChannels: [2, 2, 2], imageSize: 8, nDoublings: 2, stepsPerDoubling: 2,
+};
+
+/** `n` binary 8x8 images, seeded. */
+function batchOf(n: number, seed: number): tf.Tensor4D {
+  return tf.tidy(() => tf.cast(tf.greater(tf.randomUniform([n, 8, 8, 1], 0, 1, 'float32', seed), 0.5), 'float32') as tf.Tensor4D);
+}
+
+/** The model's weights as plain arrays, by name. */
+function weightsOf(m: VNCA): Record<string, Float32Array> {
+  return Object.fromEntries(m.namedWeights().map(({ name, variable }) => [name, variable.dataSync() as Float32Array]));
+}
+
+/** A second model with `m`'s weights (and config). */
+function twin(m: VNCA, options: VNCAOptions = TINY): VNCA {
+  const t = new VNCA(options);
+  t.setNamedWeights(Object.fromEntries(m.namedWeights().map(({ name, variable }) => [name, variable])));
+  return t;
+}
+
+function expectSameWeights(a: Record<string, Float32Array>, b: Record<string, Float32Array>, rtol = 0, atol = 0): void {
+  expect(Object.keys(a)).toEqual(Object.keys(b));
+  for (const k of Object.keys(a)) {
+    if (rtol === 0 && atol === 0) expect(Array.from(a[k]!), k).toEqual(Array.from(b[k]!));
+    else expectClose(a[k]!, b[k]!, rtol, atol);
+  }
+}
+
+/** Sets every value of the model's `i`-th weight to `v`; returns a function that restores it. */
+function poison(m: VNCA, v: number, i = 0): () => void {
+  const { variable } = m.namedWeights()[i]!;
+  const saved = tf.clone(variable);
+  tf.tidy(() => variable.assign(tf.fill(variable.shape, v)));
+  return () => {
+    variable.assign(saved);
+    saved.dispose();
+  };
+}
+
+/** Named-error cases and skipped steps seen, printed at the end for the issue's figures. */
+const tally = { cases: 0, named: 0, skipped: 0 };
+afterAll(() => console.log(`trainer bad-number cases: ${tally.cases}, named VncaErrors: ${tally.named}, skipped steps: ${tally.skipped}`));
+
+function expectNamed(f: () => unknown, re: RegExp): void {
+  tally.cases++;
+  expect(f).toThrowError(VncaError);
+  expect(f).toThrowError(re);
+  tally.named++;
+}
+
+describe('bad inputs are rejected before any work (cpu)', () => {
+  let model: VNCA;
+  beforeAll(async () => {
+    await useBackend('cpu');
+    model = new VNCA(TINY);
+  });
+  afterAll(() => model.dispose());
+
+  /** A good batch of 4 with one value changed. */
+  const withValue = (v: number) => tf.tidy(() => {
+    const b = batchOf(4, 1);
+    const mask = tf.reshape(tf.oneHot(tf.tensor1d([37], 'int32'), 4 * 64), [4, 8, 8, 1]);
+    return tf.where(tf.cast(mask, 'bool'), tf.fill(b.shape, v), b) as tf.Tensor4D;
+  });
+  const cases: [string, () => tf.Tensor4D, RegExp][] = [
+    ['one NaN pixel', () => withValue(NaN), /batch must hold finite values in \[0, 1\], but it holds NaN/],
+    ['all NaN', () => tf.fill([4, 8, 8, 1], NaN) as tf.Tensor4D, /holds NaN/],
+    ['one Infinity', () => withValue(Infinity), /batch must hold values in \[0, 1\], but its values range over \[0, Infinity\]/],
+    ['one -Infinity', () => withValue(-Infinity), /range over \[-Infinity, 1\]/],
+    ['a pixel of 1e30', () => withValue(1e30), /range over \[0, 1\.0000000150474662e\+30\]/],
+    ['a pixel of -0.5', () => withValue(-0.5), /range over \[-0\.5, 1\]/],
+    ['a pixel of 1.5', () => withValue(1.5), /range over \[0, 1\.5\]/],
+    ['pixels in [0, 255]', () => tf.fill([4, 8, 8, 1], 255) as tf.Tensor4D, /range over \[255, 255\]/],
+    ['batch 0', () => tf.zeros([0, 8, 8, 1]) as tf.Tensor4D, /batch must hold at least one image, but got a batch of 0/],
+  ];
+
+  it.each(cases)('trainStep and computeGradients: %s; no weight changes, no tensor leaks', (_name, make, re) => {
+    const x = make();
+    const before = weightsOf(model);
+    const count = tf.memory().numTensors;
+    expectNamed(() => model.trainStep(x), new RegExp(`Error in VNCA\\.trainStep: .*${re.source}`));
+    expectNamed(() => model.computeGradients(x), new RegExp(`Error in VNCA\\.computeGradients: .*${re.source}`));
+    expect(tf.memory().numTensors).toBe(count);
+    expectSameWeights(weightsOf(model), before);
+    x.dispose();
+  });
+
+  it('fit checks the whole data set once, before the first step', async () => {
+    const data = tf.concat([batchOf(7, 2), tf.fill([1, 8, 8, 1], NaN)]) as tf.Tensor4D;
+    let steps = 0;
+    tally.cases++;
+    await expect(model.fit(data, { steps: 3, batchSize: 2, onProgress: () => { steps++; } })).rejects.toThrowError(/Error in VNCA\.fit: data must hold finite values in \[0, 1\], but it holds NaN/);
+    tally.named++;
+    expect(steps).toBe(0);
+    data.dispose();
+  });
+
+  it('NaN or Infinity noise is rejected', () => {
+    const x = batchOf(2, 3);
+    for (const v of [NaN, Infinity, -Infinity]) {
+      const noise = tf.tidy(() => tf.concat([tf.zeros([1, 4]), tf.fill([1, 4], v)]) as tf.Tensor2D);
+      expectNamed(() => model.trainStep(x, { noise }), /Error in VNCA\.trainStep: options\.noise must be finite, but it holds NaN or ±Infinity/);
+      expectNamed(() => model.computeGradients(x, { noise }), /Error in VNCA\.computeGradients: options\.noise must be finite/);
+      noise.dispose();
+    }
+    x.dispose();
+  });
+
+  it('ParallelVNCA.trainStep and computeGradients reject the same batches', async () => {
+    const par = await ParallelVNCA.create(model, { workers: 0 });
+    const x = withValue(NaN);
+    for (const call of [() => par.trainStep(x), () => par.computeGradients(x)]) {
+      tally.cases++;
+      await expect(call()).rejects.toThrowError(/Error in ParallelVNCA\.(trainStep|computeGradients): batch must hold finite values in \[0, 1\], but it holds NaN/);
+      tally.named++;
+    }
+    x.dispose();
+    await par.dispose();
+  });
+
+  it('GrowingNCA rejects a NaN or Infinity target in its constructor', () => {
+    for (const v of [NaN, Infinity]) {
+      const target = tf.tidy(() => tf.concat([tf.zeros([1, 4, 4]), tf.fill([3, 4, 4], v)]) as tf.Tensor3D);
+      expectNamed(() => new GrowingNCA({ target }), /Error in GrowingNCA: options\.target must be finite, but it holds NaN or ±Infinity/);
+      target.dispose();
+    }
+  });
+});
+
+describe('non-finite steps are skipped: weights and Adam moments never see a NaN (cpu)', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('trainStep skips a step whose loss is NaN, and the run continues exactly as without it', () => {
+    const a = new VNCA(TINY);
+    const b = twin(a);
+    const x1 = batchOf(4, 1);
+    const x2 = batchOf(4, 2);
+    for (const m of [a, b]) expect(m.trainStep(x1, { seed: 1 }).skipped).toBe(false);
+    // a: a step with a poisoned weight (NaN loss), skipped; the weight is restored afterwards.
+    const restore = poison(a, NaN, 3);
+    const count = tf.memory().numTensors;
+    const bad = a.trainStep(x2, { seed: 9 });
+    expect(tf.memory().numTensors).toBe(count);
+    tally.skipped++;
+    expect(bad.skipped).toBe(true);
+    expect(Number.isNaN(bad.loss)).toBe(true);
+    restore();
+    // Both take the same next step: equal only if the skipped step touched neither weights nor moments.
+    const ra = a.trainStep(x2, { seed: 2 });
+    const rb = b.trainStep(x2, { seed: 2 });
+    expect(ra).toEqual(rb);
+    expect(ra.skipped).toBe(false);
+    expectSameWeights(weightsOf(a), weightsOf(b));
+    tf.dispose([x1, x2]);
+    a.dispose();
+    b.dispose();
+  });
+
+  it('an Infinity weight (Infinity gradient norm) is skipped too', () => {
+    const m = new VNCA(TINY);
+    const x = batchOf(2, 1);
+    poison(m, Infinity, 0);
+    const r = m.trainStep(x, { seed: 1 });
+    tally.skipped++;
+    expect(r.skipped).toBe(true);
+    expect(Number.isFinite(r.loss) && Number.isFinite(r.gradNorm)).toBe(false);
+    x.dispose();
+    m.dispose();
+  });
+
+  it('fit stops after maxSkippedSteps consecutive skipped steps with a named error', async () => {
+    const m = new VNCA(TINY);
+    const data = batchOf(8, 4);
+    poison(m, NaN, 3);
+    const seen: number[] = [];
+    tally.cases++;
+    await expect(m.fit(data, { steps: 20, batchSize: 2, maxSkippedSteps: 3, onProgress: (p) => { seen.push(p.step); } }))
+      .rejects.toThrowError(/Error in VNCA\.fit: training stopped after 3 consecutive skipped steps \(steps 1 to 3: loss NaN, gradient norm NaN\); nothing of them was applied, so the weights and optimiser state are those of step 0\..*options\.maxSkippedSteps/);
+    tally.named++;
+    tally.skipped += 3;
+    expect(seen).toEqual([1, 2]);
+    // The default limit is 5.
+    await expect(m.fit(data, { steps: 20, batchSize: 2 })).rejects.toThrowError(/stopped after 5 consecutive skipped steps/);
+    tally.skipped += 5;
+    await expect(m.fit(data, { steps: 1, batchSize: 2, maxSkippedSteps: 0 })).rejects.toThrowError(/options\.maxSkippedSteps must be an integer >= 1/);
+    data.dispose();
+    m.dispose();
+  });
+
+  it('computeGradients then applyGradients with a NaN or Infinity gradient is refused, and nothing changes', () => {
+    const m = new VNCA(TINY);
+    const ref = twin(m);
+    const x = batchOf(2, 5);
+    const g = m.computeGradients(x, { seed: 1 });
+    const name = Object.keys(g.grads)[2]!;
+    for (const v of [NaN, Infinity]) {
+      const bad = { ...g.grads, [name]: tf.fill(g.grads[name]!.shape, v) };
+      expectNamed(() => m.applyGradients(bad), /Error in VNCA\.applyGradients: grads must be finite, but their global norm is (NaN|Infinity); nothing was applied/);
+      bad[name]!.dispose();
+    }
+    // The refused calls left no optimiser state: applying the good gradients matches a fresh model.
+    m.applyGradients(g.grads);
+    const gr = ref.computeGradients(x, { seed: 1 });
+    ref.applyGradients(gr.grads);
+    tf.dispose(Object.values(gr.grads));
+    expectSameWeights(weightsOf(m), weightsOf(ref));
+    tf.dispose([x, ...Object.values(g.grads)]);
+    m.dispose();
+    ref.dispose();
+  });
+
+  it('ParallelVNCA.trainStep (one worker thread) skips a NaN step as model.trainStep does', async () => {
+    const m = new VNCA(TINY);
+    const par = await ParallelVNCA.create(m, { workers: 1 });
+    const x = batchOf(4, 6);
+    const restore = poison(m, NaN, 3);
+    const before = weightsOf(m);
+    const r = await par.trainStep(x, { seed: 1 });
+    tally.skipped++;
+    expect(r.skipped).toBe(true);
+    expectSameWeights(weightsOf(m), before);
+    restore();
+    const ok = await par.trainStep(x, { seed: 1 });
+    expect(ok.skipped).toBe(false);
+    expect(Number.isFinite(ok.loss)).toBe(true);
+    x.dispose();
+    await par.dispose();
+    m.dispose();
+  }, 60_000);
+
+  it('resetOptimizer forgets Adam\'s moments: the next step equals a fresh model\'s first step', () => {
+    const m = new VNCA(TINY);
+    const x = batchOf(4, 7);
+    m.trainStep(x, { seed: 1 });
+    m.trainStep(x, { seed: 2 });
+    const fresh = twin(m);
+    m.resetOptimizer();
+    expect(m.trainStep(x, { seed: 3 })).toEqual(fresh.trainStep(x, { seed: 3 }));
+    expectSameWeights(weightsOf(m), weightsOf(fresh));
+    x.dispose();
+    m.dispose();
+    fresh.dispose();
+  });
+
+  it('GrowingNCA.trainStep skips a NaN step: rule, pool and step count unchanged', () => {
+    const target = tf.tidy(() => tf.pad(tf.ones([2, 2, 4]), [[2, 2], [2, 2], [0, 0]]) as tf.Tensor3D);
+    const nca = new GrowingNCA({ target, channels: 8, hidden: 8, poolSize: 4, batchSize: 2, damageCount: 0, stepsRange: [2, 3], seed: 1 });
+    target.dispose();
+    expect(nca.trainStep().skipped).toBe(false);
+    const w = nca.rule.trainableWeights[0]!.read() as tf.Variable;
+    const saved = tf.clone(w);
+    tf.tidy(() => w.assign(tf.fill(w.shape, NaN)));
+    const others = nca.rule.trainableWeights.slice(1).map((v) => Array.from(v.read().dataSync()));
+    const count = tf.memory().numTensors;
+    const r = nca.trainStep();
+    tally.skipped++;
+    expect(r.skipped).toBe(true);
+    expect(tf.memory().numTensors).toBe(count);
+    expect(nca.rule.trainableWeights.slice(1).map((v) => Array.from(v.read().dataSync()))).toEqual(others);
+    w.assign(saved);
+    saved.dispose();
+    nca.resetOptimizer();
+    const ok = nca.trainStep();
+    expect(ok.skipped).toBe(false);
+    expect(Number.isFinite(ok.loss)).toBe(true);
+    nca.dispose();
+  });
+});
+
+describe('fit draws batches by epoch (default) or with replacement, seeded', () => {
+  it('epoch shuffling sees every image once an epoch; the same seed gives the same batches', () => {
+    const next = batchSampler(10, 3, 'epoch', 7);
+    const epoch1 = [next(), next(), next()].flat();
+    const epoch2 = [next(), next(), next()].flat();
+    for (const e of [epoch1, epoch2]) {
+      expect(new Set(e).size).toBe(9);
+      expect(e.every((i) => i >= 0 && i < 10)).toBe(true);
+    }
+    expect(epoch1).not.toEqual(epoch2);
+    const again = batchSampler(10, 3, 'epoch', 7);
+    expect([again(), again(), again()].flat()).toEqual(epoch1);
+    const rep = batchSampler(10, 3, 'replacement', 7);
+    expect(rep()).toEqual(batchSampler(10, 3, 'replacement', 7)());
+  });
+
+  it('fit refuses an unknown shuffle', async () => {
+    await useBackend('cpu');
+    const m = new VNCA(TINY);
+    const data = batchOf(4, 1);
+    await expect(m.fit(data, { steps: 1, batchSize: 2, shuffle: 'sometimes' as never })).rejects.toThrowError(/options\.shuffle must be one of/);
+    const h = await m.fit(data, { steps: 3, batchSize: 2, shuffle: 'replacement' });
+    expect(h.map((r) => r.skipped)).toEqual([false, false, false]);
+    data.dispose();
+    m.dispose();
+  });
+});
