@@ -1,16 +1,16 @@
 /**
  * 04 — Regeneration: damage a grown digit and let the automaton run on.
  *
- * The decoder of a VNCA is a cellular automaton: every cell of the 32x32 grid holds a
+ * The decoder of a VNCA is a cellular automaton: every cell of the grid holds a
  * zSize-channel state, and the same small network updates every cell from its 3x3
  * neighbourhood. `model.regenerate(state, region, { steps })` zeroes every channel of the
  * cells in `region` (a square, a circle or any mask) and applies the update rule `steps`
  * more times; whatever comes back in the damaged cells comes from their neighbours.
  *
- * The shipped model was trained without damage, as the paper's doubling VNCA, and only to
- * grow for 40 steps: it does not refill the hole, and running it longer lets stripes grow
- * from the hole's border (try --steps 32). The paper trains its non-doubling VNCA with
- * damage for regeneration (see docs/concepts.md). Writes into --out:
+ * The default model is `mnist-regen`, the paper's non-doubling VNCA trained from a pool of
+ * damaged states (28x28): it regrows the hole. `--model mnist-small`, the doubling model,
+ * was trained without damage and only to grow for 40 steps: it does not refill the hole,
+ * and running it longer lets stripes grow from the hole's border. Writes into --out:
  *
  *   regrowth.gif   the grown digits, the damage, then every step of regrowth
  *   regrowth.png   the same as a strip: one row per digit; columns: grown, damaged, then
@@ -18,7 +18,8 @@
  *
  * Usage:
  *   npx tsx examples/04-regenerate.ts
- *   npx tsx examples/04-regenerate.ts --shape circle --size 12 --steps 32 --every 4 --source digits
+ *   npx tsx examples/04-regenerate.ts --shape circle --size 12 --steps 128 --every 8
+ *   npx tsx examples/04-regenerate.ts --model mnist-small --source samples   # a model that does not heal
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { join } from 'node:path';
@@ -26,32 +27,33 @@ import { Command, Option } from 'commander';
 import { regrowFrames } from '../src/cli/regrow.js';
 import { datasetToTensor, loadMnistDigits, saveGif, savePngGrid } from '../src/node.js';
 import {
-  SHIPPED_MODEL, backendOption, int, loadModel, positiveInt, rowsOfColumns, since, useBackend, type BackendName,
+  backendOption, int, loadModel, positiveInt, rowsOfColumns, since, useBackend, type BackendName,
 } from './common.js';
 
 const program = backendOption(new Command()
   .name('04-regenerate')
   .description('Damage grown digits and let the cellular automaton regrow them.')
-  .option('--model <name|dir>', 'shipped model name or model folder', SHIPPED_MODEL)
+  .option('--model <name|dir>', 'shipped model name or model folder', 'mnist-regen')
   .addOption(new Option('--source <what>', 'digits to damage: new samples, or held-out digits grown from their posterior mean')
-    .choices(['samples', 'digits']).default('samples'))
+    .choices(['samples', 'digits']).default('digits'))
   .option('--n <n>', 'number of digits', positiveInt, 4)
   .addOption(new Option('--shape <shape>', 'damaged region, centred').choices(['square', 'circle']).default('square'))
-  .option('--size <n>', 'side of the square or diameter of the circle, in cells (at most the grid side)', positiveInt, 16)
-  .option('--steps <n>', 'regrowth steps after the damage (default: stepsPerDoubling, 8)', int)
+  .option('--size <n>', 'side of the square or diameter of the circle, in cells (default: half the grid side)', positiveInt)
+  .option('--steps <n>', "regrowth steps after the damage (default: the model's, regenerate's default)", int)
   .option('--every <n>', 'regrowth steps between columns of regrowth.png', positiveInt, 1)
   .option('--seed <n>', 'random seed', int, 0)
   .option('--scale <n>', 'pixels per image pixel', positiveInt, 3)
   .option('--out <dir>', 'output folder', 'out/regenerate'))
   .parse();
 const opts = program.opts<{
-  model: string; source: 'samples' | 'digits'; n: number; shape: 'square' | 'circle'; size: number; steps?: number;
+  model: string; source: 'samples' | 'digits'; n: number; shape: 'square' | 'circle'; size?: number; steps?: number;
   every: number; seed: number; scale: number; out: string; backend: BackendName;
 }>();
 
 await useBackend(opts.backend);
 const model = await loadModel(opts.model);
 const { imageSize } = model.config;
+opts.size ??= Math.floor(imageSize / 2);
 if (opts.size > imageSize) program.error(`error: --size ${opts.size} does not fit: the model's grid is ${imageSize}x${imageSize}.`);
 const start = performance.now();
 

@@ -8,7 +8,8 @@
  * the known cells are held at their grown values. The known pixels of the result are the input's.
  *
  * How well the damaged cells regrow depends on whether the model was trained to repair
- * damage; the shipped doubling model was not (see docs/concepts.md). For comparison this
+ * damage: the default model, `mnist-regen` (28x28), was; the doubling `mnist-small` was not
+ * (try `--model mnist-small`; see docs/concepts.md). For comparison this
  * example also fills the hidden part from the decode of the posterior mean alone, without
  * the damage (`inpaintFromPosterior` in common.ts: encode the masked digit, decode, paste).
  *
@@ -25,14 +26,14 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { datasetToTensor, loadMnistDigits, savePngGrid } from '../src/node.js';
 import {
-  MASKS, SHIPPED_MODEL, backendOption, halfMask, inpaintFromPosterior, inpaintingRows, int, loadModel, positiveInt,
+  MASKS, backendOption, halfMask, inpaintFromPosterior, inpaintingRows, int, loadModel, positiveInt,
   since, useBackend, type BackendName, type MaskName,
 } from './common.js';
 
 const opts = backendOption(new Command()
   .name('05-inpaint')
   .description('Inpaint the hidden part of held-out MNIST digits with the pretrained VNCA.')
-  .option('--model <name|dir>', 'shipped model name or model folder', SHIPPED_MODEL)
+  .option('--model <name|dir>', 'shipped model name or model folder', 'mnist-regen')
   .addOption(new Option('--mask <which>', 'the hidden part').choices([...MASKS]).default('bottom'))
   .option('--n <n>', 'number of held-out digits', positiveInt, 8)
   .option('--steps <n>', 'steps of regrowth in the hidden region (default: 2 x stepsPerDoubling)', int)
@@ -46,8 +47,8 @@ await useBackend(opts.backend);
 const model = await loadModel(opts.model);
 const size = model.config.imageSize;
 
-// Held-out digits [n, 32, 32, 1] and the mask [32, 32] (1 = unknown), shared by all of them.
-const x = datasetToTensor(loadMnistDigits({ split: 'test' }), 0, opts.n);
+// Held-out digits [n, size, size, 1] and the mask [size, size] (1 = unknown), shared by all of them.
+const x = datasetToTensor(loadMnistDigits({ split: 'test', pad: (size - 28) / 2 }), 0, opts.n);
 const mask = halfMask(opts.mask, size);
 
 const start = performance.now();

@@ -16,7 +16,7 @@ export interface RegrowOptions {
   shape: 'square' | 'circle';
   /** Side of the square or diameter of the circle, in cells: 1 to the grid's side. */
   size: number;
-  /** Update steps after the damage (default: the model's `stepsPerDoubling`). */
+  /** Update steps after the damage (default: `model.regenerate`'s: `stepsPerDoubling` for a doubling model, `stepsRange[0]` for a fixed one). */
   steps?: number;
   /** Seed of z and of the cell masks. */
   seed: number;
@@ -47,7 +47,8 @@ export function regrowFrames(model: VNCA, o: RegrowOptions): Regrowth {
   const region: DamageRegion = o.shape === 'square'
     ? { shape: 'square', top: Math.round(mid - o.size / 2), left: Math.round(mid - o.size / 2), size: o.size }
     : { shape: 'circle', centerY: mid - 0.5, centerX: mid - 0.5, radius: o.size / 2 };
-  const steps = o.steps ?? model.config.stepsPerDoubling;
+  const c = model.config;
+  const steps = o.steps ?? (c.growth === 'doubling' ? c.stepsPerDoubling : c.stepsRange[0]);
   const z = o.images
     ? tf.tidy(() => { const q = model.encode(o.images!); const m = q.mean.clone(); q.dispose(); return m as tf.Tensor2D; })
     : tf.randomNormal([o.n, zSize], 0, 1, 'float32', o.seed) as tf.Tensor2D;
