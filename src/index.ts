@@ -56,3 +56,6 @@ export {
 export {
   PRETRAINED_MODELS, PRETRAINED_NAMES, pretrainedUrl, type PretrainedInfo, type PretrainedName,
 } from './pretrained/registry.js';
+export {
+  enableRelaxedSimdKernels, disableRelaxedSimdKernels, isRelaxedSimdEnabled, isRelaxedSimdSupported,
+} from './backend/relaxed/relaxedMatMul.js';

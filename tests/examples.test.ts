@@ -72,9 +72,10 @@ describe('examples', () => {
     expectPng(join(out, 'growth.png'), gridSize(15, 4, 3)); // first, middle, last state of 5 grid sizes
     expectGif(join(out, 'growth.gif'), gridSize(4, 1, 4, 2));
     expectPng(join(out, 'reconstructions.png'), gridSize(10, 2, 3));
-    expectPng(join(out, 'regrowth.png'), gridSize(10, 4, 3)); // grown, damaged, 8 steps of regrowth
-    expectGif(join(out, 'regrowth.gif'), gridSize(4, 1, 4, 2));
-    expectPng(join(out, 'inpainting.png'), gridSize(8, 4, 3)); // original, masked, inpaint, posterior decode
+    // Regrowth and inpainting use mnist-regen (28x28): grown, damaged, every 4th of 32 steps.
+    expectPng(join(out, 'regrowth.png'), gridSize(10, 4, 3, 1, 28));
+    expectGif(join(out, 'regrowth.gif'), gridSize(4, 1, 4, 2, 28));
+    expectPng(join(out, 'inpainting.png'), gridSize(8, 4, 3, 1, 28)); // original, masked, inpaint, posterior decode
     expectPng(join(out, 'interpolation.png'), gridSize(8, 4, 3));
   });
 
@@ -116,15 +117,15 @@ describe('examples', () => {
   it('04 damages and regrows', () => {
     const out = join(tmp, '04');
     runOk('04-regenerate.ts', ['--n', '2', '--steps', '4', '--every', '2', '--shape', 'circle', '--size', '8', '--out', out]);
-    expectPng(join(out, 'regrowth.png'), gridSize(4, 2, 3)); // grown, damaged, after 2 and 4 steps
-    expectGif(join(out, 'regrowth.gif'), gridSize(2, 1, 3, 2));
+    expectPng(join(out, 'regrowth.png'), gridSize(4, 2, 3, 1, 28)); // mnist-regen: grown, damaged, after 2 and 4 steps
+    expectGif(join(out, 'regrowth.gif'), gridSize(2, 1, 3, 2, 28));
   });
 
   it('04 rejects a region larger than the grid, and counts in words', () => {
     const r = run('04-regenerate.ts', ['--size', '40', '--out', join(tmp, '04-big')]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/--size 40 does not fit: the model's grid is 32x32/);
-    const one = runOk('04-regenerate.ts', ['--n', '1', '--steps', '1', '--size', '16', '--out', join(tmp, '04-one')]);
+    expect(r.stderr).toMatch(/--size 40 does not fit: the model's grid is 28x28/);
+    const one = runOk('04-regenerate.ts', ['--model', 'mnist-small', '--source', 'samples', '--n', '1', '--steps', '1', '--size', '16', '--out', join(tmp, '04-one')]);
     expect(one).toMatch(/grew 1 new sample, damaged a 16x16-cell square, ran 1 steps/);
   });
 
@@ -144,7 +145,7 @@ describe('examples', () => {
     const stdout = runOk('05-inpaint.ts', ['--n', '2', '--steps', '2', '--mask', 'right', '--out', out]);
     expect(stdout).toMatch(/hidden part, model.inpaint: +mean \|p - x\| \d\.\d{3}, cross-entropy \d+\.\d{3} nats\/pixel/);
     expect(stdout).toMatch(/hidden part, posterior decode: mean \|p - x\| \d\.\d{3}/);
-    expectPng(join(out, 'inpainting.png'), gridSize(2, 4, 4));
+    expectPng(join(out, 'inpainting.png'), gridSize(2, 4, 4, 1, 28)); // mnist-regen
   });
 
   it('07 trains a custom rule on the cpu backend and loads it back', () => {

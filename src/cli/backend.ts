@@ -8,6 +8,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Option, type Command } from 'commander';
 import { MissingPeerDependencyError } from '../node.js';
+import { enableWasmTraining } from '../backend/wasm/register.js';
+import { enableRelaxedSimdKernels } from '../backend/relaxed/relaxedMatMul.js';
 
 /** The backends the command line can run on. */
 export const BACKENDS = ['wasm', 'cpu'] as const;
@@ -50,7 +52,10 @@ export async function useBackend(name: BackendName, options: { quiet?: boolean }
   if (!(await tf.setBackend(name))) throw new Error(`could not start the ${name} backend`);
   await tf.ready();
   silenceNodeBanner(tf.backend());
-  if (!options.quiet) console.log(`tfjs backend: ${name} (${pkg}, ${what})`);
+  // On wasm, the training kernels tfjs-backend-wasm lacks, then the relaxed-SIMD (FMA) matMul
+  // and convolution kernels where the runtime has relaxed SIMD (Node 22+, Chromium 114+).
+  const fma = name === 'wasm' ? (enableWasmTraining(), await enableRelaxedSimdKernels()) : false;
+  if (!options.quiet) console.log(`tfjs backend: ${name} (${pkg}, ${what}${fma ? ', relaxed-SIMD FMA kernels' : ''})`);
 }
 
 /**
