@@ -310,3 +310,103 @@ describe('fit draws batches by epoch (default) or with replacement, seeded', () 
     m.dispose();
   });
 });
+
+describe('Adam as the reference has it: epsilon 1e-8, betas as options, moments by variable (cpu)', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  /** Weight change of one Adam step from gradients that are all `g`, learning rate 1, no clipping. */
+  function firstStep(options: VNCAOptions, g: number): number {
+    const m = new VNCA({ ...TINY, learningRate: 1, clipNorm: 0, ...options });
+    const v = m.trainableVariables[0]!;
+    const before = v.dataSync()[0]!;
+    const grads = Object.fromEntries(m.trainableVariables.map((w) => [w.name, tf.fill(w.shape, g)]));
+    m.applyGradients(grads);
+    const delta = before - v.dataSync()[0]!;
+    tf.dispose(Object.values(grads));
+    m.dispose();
+    return delta;
+  }
+
+  it('epsilon is 1e-8 by default: a first step of gradients 1e-7 moves each weight by 1e-7 / (1e-7 + 1e-8)', () => {
+    // First Adam step: m^ = g, v^ = g^2, so the step is lr * g / (|g| + eps).
+    expect(firstStep({}, 1e-7)).toBeCloseTo(1 / 1.1, 4);
+    expect(firstStep({ adamEpsilon: 1e-7 }, 1e-7)).toBeCloseTo(0.5, 4); // tfjs's default on cpu/wasm
+    expect(firstStep({ adamEpsilon: 1e-3 }, 1e-3)).toBeCloseTo(0.5, 4);
+  });
+
+  it("'auto' keeps the backend's epsilon where it is larger than 1e-7 (16-bit floats)", async () => {
+    const { adamEpsilon } = await import('../src/vae/training.js');
+    const m = new VNCA(TINY);
+    expect(adamEpsilon(m.config)).toBe(1e-8);
+    const backend = tf.backend();
+    const own = backend.epsilon;
+    try {
+      backend.epsilon = () => 1e-4; // as WebGL without float32 textures
+      expect(adamEpsilon(m.config)).toBe(1e-4);
+      backend.epsilon = () => 1e-7; // cpu, wasm, WebGL with float32
+      expect(adamEpsilon(m.config)).toBe(1e-8);
+    } finally {
+      backend.epsilon = own;
+    }
+    expect(adamEpsilon({ ...m.config, adamEpsilon: 3e-6 })).toBe(3e-6);
+    m.dispose();
+  });
+
+  it('betas change the steps, are checked, and are saved with the config', async () => {
+    // Second step with betas (0, 0): m^ = g2, v^ = g2^2, the same as a first step.
+    const m = new VNCA({ ...TINY, learningRate: 1, clipNorm: 0, adamBeta1: 0, adamBeta2: 0 });
+    expect(m.config).toMatchObject({ adamBeta1: 0, adamBeta2: 0, adamEpsilon: 'auto' });
+    const v = m.trainableVariables[0]!;
+    for (const g of [1, 1e-2]) {
+      const grads = Object.fromEntries(m.trainableVariables.map((w) => [w.name, tf.fill(w.shape, g)]));
+      const before = v.dataSync()[0]!;
+      m.applyGradients(grads);
+      expect(before - v.dataSync()[0]!).toBeCloseTo(1, 4);
+      tf.dispose(Object.values(grads));
+    }
+    let saved: tf.io.ModelArtifacts | null = null;
+    await m.save(tf.io.withSaveHandler(async (a) => { saved = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }));
+    const back = VNCA.fromArtifacts(saved!);
+    expect(back.config).toMatchObject({ adamBeta1: 0, adamBeta2: 0, adamEpsilon: 'auto' });
+    back.dispose();
+    m.dispose();
+    const bad: [VNCAOptions, RegExp][] = [
+      [{ adamEpsilon: 0 }, /options\.adamEpsilon must be a finite number > 0, but got 0/],
+      [{ adamEpsilon: -1e-8 }, /options\.adamEpsilon must be a finite number > 0/],
+      [{ adamEpsilon: 'x' as never }, /options\.adamEpsilon must be a finite number > 0, but got "x"/],
+      [{ adamBeta1: 1 }, /options\.adamBeta1 must be a finite number >= 0 and < 1, but got 1/],
+      [{ adamBeta2: NaN }, /options\.adamBeta2 must be a finite number >= 0 and < 1, but got NaN/],
+    ];
+    for (const [o, re] of bad) expectNamed(() => new VNCA({ ...TINY, ...o }), re);
+  });
+
+  it('applyGradients orders the map by the model\'s variables: reversed and swapped keys give the natural result', () => {
+    // tfjs's Adam keeps its moments by position in the map: a step whose map lists the
+    // variables in another order than the earlier steps' used to fail to broadcast (reversed)
+    // or to apply one bias's moments to another of the same shape (swapped), silently.
+    const natural = new VNCA(TINY);
+    const mixed = twin(natural);
+    const mixed2 = twin(natural);
+    const x = batchOf(4, 11);
+    const same = (k: string[]) => k;
+    const reverse = (k: string[]) => [...k].reverse();
+    const swap = (k: string[]) => { const o = [...k]; [o[1], o[3]] = [o[3]!, o[1]!]; return o; };
+    expect(natural.trainableVariables[1]!.shape).toEqual(natural.trainableVariables[3]!.shape);
+    const orders: [VNCA, ((k: string[]) => string[])[]][] = [
+      [natural, [same, same, same, same]],
+      [mixed, [same, reverse, swap, same]],
+      [mixed2, [swap, same, reverse, swap]],
+    ];
+    for (const [m, steps] of orders) {
+      steps.forEach((reorder, seed) => {
+        const { grads } = m.computeGradients(x, { seed: seed + 1 }); // tfjs takes seed 0 for no seed
+        m.applyGradients(Object.fromEntries(reorder(Object.keys(grads)).map((k) => [k, grads[k]!])));
+        tf.dispose(Object.values(grads));
+      });
+    }
+    expectSameWeights(weightsOf(mixed), weightsOf(natural));
+    expectSameWeights(weightsOf(mixed2), weightsOf(natural));
+    x.dispose();
+    for (const m of [natural, mixed, mixed2]) m.dispose();
+  });
+});

@@ -409,7 +409,7 @@ export class ParallelVNCA {
       const g = await this.gradients(batch, options);
       try {
         // A non-finite loss or gradient norm skips the step, as model.trainStep does.
-        const { gradNorm, skipped } = this.model.applyStep(g.grads, g.loss);
+        const { gradNorm, skipped } = this.model.applyStep(g.grads, g.loss, fn);
         return { loss: g.loss, reconstruction: g.reconstruction, kl: g.kl, gradNorm, skipped };
       } finally {
         tf.dispose(Object.values(g.grads));

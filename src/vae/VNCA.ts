@@ -300,9 +300,10 @@ export class VNCA {
   }
 
   /**
-   * Applies gradients with the model's Adam optimizer (created on first use, learning rate
-   * `learningRate`), after clipping them to global norm `clipNorm`: the second half of
-   * {@link VNCA.trainStep}.
+   * Applies gradients with the model's Adam optimizer (created on first use with
+   * `learningRate`, `adamBeta1`, `adamBeta2`, `adamEpsilon`), after clipping them to global norm
+   * `clipNorm`: the second half of {@link VNCA.trainStep}. The map may list the variables in
+   * any order: it is put in the order of {@link VNCA.trainableVariables} first.
    *
    * @param grads A gradient for every trainable variable, keyed by `variable.name` and of its
    *   shape, as {@link VNCA.computeGradients} returns them (not disposed).
@@ -339,12 +340,12 @@ export class VNCA {
   }
 
   /**
-   * Clips and applies gradients already checked against the model's variables, or skips
-   * them when `loss` or their norm is not finite (the second half of a `ParallelVNCA` step). @internal
+   * Checks, clips and applies gradients in the variables' order, or skips them when `loss` or
+   * their norm is not finite (the second half of a `ParallelVNCA` step). Errors name `fn`. @internal
    */
-  applyStep(grads: tf.NamedTensorMap, loss: number): { gradNorm: number; skipped: boolean } {
-    this.checkNotDisposed('VNCA.applyStep');
-    return this.trainer.applyStep(grads, loss);
+  applyStep(grads: tf.NamedTensorMap, loss: number, fn = 'VNCA.applyStep'): { gradNorm: number; skipped: boolean } {
+    this.checkNotDisposed(fn);
+    return this.trainer.applyStep(grads, loss, fn);
   }
 
   /**

@@ -69,6 +69,16 @@ export interface VNCAOptions {
   damageSize?: number;
   /** Adam learning rate. Default 1e-4. */
   learningRate?: number;
+  /**
+   * Adam's epsilon. Default `'auto'`: 1e-8 (PyTorch's default, the reference's), unless the
+   * backend's own epsilon (`tf.backend().epsilon()`) is larger than 1e-7, as on WebGL with
+   * 16-bit floats (1e-4), where 1e-8 would round to 0: then the backend's.
+   */
+  adamEpsilon?: number | 'auto';
+  /** Adam's decay rate of the first moment. Default 0.9. */
+  adamBeta1?: number;
+  /** Adam's decay rate of the second moment. Default 0.999. */
+  adamBeta2?: number;
   /** Global-norm gradient clip; 0 disables. Default 10. */
   clipNorm?: number;
   /**
@@ -133,6 +143,9 @@ const DEFAULTS: VNCAConfig = {
   damageFraction: 0.25,
   damageSize: 14,
   learningRate: 1e-4,
+  adamEpsilon: 'auto',
+  adamBeta1: 0.9,
+  adamBeta2: 0.999,
   clipNorm: 10,
   checkpoint: 'auto',
 };
@@ -163,6 +176,9 @@ export function resolveConfig(options: VNCAOptions, fn: string): VNCAConfig {
   assertOneOf(c.growth, ['doubling', 'fixed'] as const, fn, 'options.growth');
   assertNumber(c.learningRate, fn, 'options.learningRate', 0, Infinity, { min: true });
   assertNumber(c.clipNorm, fn, 'options.clipNorm', 0);
+  if (c.adamEpsilon !== 'auto') assertNumber(c.adamEpsilon, fn, 'options.adamEpsilon', 0, Infinity, { min: true });
+  assertNumber(c.adamBeta1, fn, 'options.adamBeta1', 0, 1, { max: true });
+  assertNumber(c.adamBeta2, fn, 'options.adamBeta2', 0, 1, { max: true });
   if (typeof c.checkpoint !== 'boolean' && c.checkpoint !== 'auto') assertInt(c.checkpoint, fn, 'options.checkpoint', 1);
   if (!Array.isArray(c.encoderChannels) || c.encoderChannels.length < 1) {
     throw new VncaError(fn, 'options.encoderChannels', `must be a non-empty array of positive integers, but got ${describe(c.encoderChannels)}.`);

@@ -133,6 +133,19 @@ export function batchSampler(n: number, batchSize: number, shuffle: 'epoch' | 'r
   };
 }
 
+/**
+ * Adam's epsilon for a config on the current backend: `adamEpsilon`, or for `'auto'` 1e-8
+ * (PyTorch's default and the reference's; tfjs's Adam would take the backend's epsilon, 1e-7
+ * on cpu and wasm, which moves clipped steps by up to 1.7%) unless the backend's epsilon is
+ * larger than 1e-7, which means 16-bit floats (WebGL without float32 textures: 1e-4), where
+ * 1e-8 rounds to 0: then the backend's. @internal
+ */
+export function adamEpsilon(c: VNCAConfig): number {
+  if (c.adamEpsilon !== 'auto') return c.adamEpsilon;
+  const backendEpsilon = tf.backend().epsilon();
+  return backendEpsilon > 1e-7 ? backendEpsilon : 1e-8;
+}
+
 /** What a {@link Trainer} needs of its model. @internal */
 export interface TrainableModel {
   readonly config: VNCAConfig;
@@ -313,6 +326,20 @@ export class Trainer {
    * applies them; gradients whose global norm is not finite are refused, and nothing changes.
    */
   applyGradients(grads: tf.NamedTensorMap, fn: string): number {
+    const { gradNorm, skipped } = this.applyStep(grads, 0, fn);
+    if (skipped) {
+      throw new VncaError(fn, 'grads', `must be finite, but their global norm is ${gradNorm}; nothing was applied (weights and optimiser state are unchanged).`);
+    }
+    return gradNorm;
+  }
+
+  /**
+   * The gradients in the order of the model's variables, after checking that there is one of
+   * the variable's shape for each and nothing else. tfjs's Adam keys its moment slots by
+   * position in the map, so a map in another key order would apply one variable's moments to
+   * another (or fail to broadcast). @internal
+   */
+  private inVariableOrder(grads: tf.NamedTensorMap, fn: string): tf.NamedTensorMap {
     if (typeof grads !== 'object' || grads === null) {
       throw new VncaError(fn, 'grads', `must be a name → tensor map, but got ${describe(grads)}.`);
     }
@@ -327,22 +354,22 @@ export class Trainer {
         throw new VncaError(fn, `grads['${v.name}']`, `must have shape [${v.shape.join(', ')}], but got [${g.shape.join(', ')}].`);
       }
     }
-    const { gradNorm, skipped } = this.applyStep(grads, 0);
-    if (skipped) {
-      throw new VncaError(fn, 'grads', `must be finite, but their global norm is ${gradNorm}; nothing was applied (weights and optimiser state are unchanged).`);
-    }
-    return gradNorm;
+    const ordered: tf.NamedTensorMap = {};
+    for (const v of vars) ordered[v.name] = grads[v.name]!;
+    return ordered;
   }
 
   /**
-   * Clips and applies checked gradients, unless `loss` or their global norm is not finite:
-   * then nothing is applied (the weights and Adam's moments never see a NaN). @internal
+   * Checks gradients against the model's variables, then clips and applies them in the
+   * variables' order, unless `loss` or their global norm is not finite: then nothing is
+   * applied (the weights and Adam's moments never see a NaN). @internal
    */
-  applyStep(grads: tf.NamedTensorMap, loss: number): { gradNorm: number; skipped: boolean } {
+  applyStep(grads: tf.NamedTensorMap, loss: number, fn: string): { gradNorm: number; skipped: boolean } {
+    grads = this.inVariableOrder(grads, fn);
     const c = this.model.config;
     const gradNorm = globalNorm(grads);
     if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) return { gradNorm, skipped: true };
-    this.optimizer ??= tf.train.adam(c.learningRate);
+    this.optimizer ??= tf.train.adam(c.learningRate, c.adamBeta1, c.adamBeta2, adamEpsilon(c));
     const scale = c.clipNorm > 0 && gradNorm > c.clipNorm ? c.clipNorm / gradNorm : 1;
     const scaled = scale === 1 ? null : tf.tidy(() => {
       const out: tf.NamedTensorMap = {};
@@ -368,7 +395,7 @@ export class Trainer {
     let g: (Gradients & { state: tf.Tensor4D }) | null = null;
     try {
       g = this.gradientsOf(images, { steps, initial: pooled?.initial, noise: options.noise, seed: options.seed });
-      const { gradNorm, skipped } = this.applyStep(g.grads, g.loss);
+      const { gradNorm, skipped } = this.applyStep(g.grads, g.loss, 'VNCA.trainStep');
       // A skipped step leaves the pool as it was too: its final states may hold NaN.
       if (usePool && !skipped) this.updatePool(g.state, images, pooled?.drawn ?? null);
       return { loss: g.loss, reconstruction: g.reconstruction, kl: g.kl, gradNorm, skipped };
