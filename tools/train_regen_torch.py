@@ -181,6 +181,7 @@ def main():
     p.add_argument('--resume', action='store_true')
     p.add_argument('--eval-only', type=int, default=0, help='IWAE (K=--eval-k) on this many test images, then exit')
     p.add_argument('--eval-k', type=int, default=128)
+    p.add_argument('--eval-offset', type=int, default=0, help='with --eval-only: start at this test image (split an evaluation over processes)')
     p.add_argument('--state-bound', type=float, default=10.0,
                    help='cell state values beyond +-this are penalised (overflow loss), so pooled states stay bounded')
     p.add_argument('--reset-pool', action='store_true', help='with --resume: refill the pool from fresh states')
@@ -227,12 +228,23 @@ def main():
     log(f'config {json.dumps(config)}; {V.param_count(model)} parameters; train {train.shape[0]}')
 
     if args.eval_only:
-        test = load_split(args.data, 'test')[:args.eval_only]
+        test = load_split(args.data, 'test')[args.eval_offset:args.eval_offset + args.eval_only]
         model.eval()
-        torch.manual_seed(1234)
+        torch.manual_seed(1234 + args.eval_offset)
         steps = (args.steps_min + args.steps_max) // 2
+        t0 = time.time()
         b = torch.cat([model.iwae(test[i:i + 8], args.eval_k, steps) for i in range(0, test.shape[0], 8)]).double()
-        log(f'IWAE K={args.eval_k} on {test.shape[0]} test images, {steps} steps: {b.mean():.2f} +- {b.std() / math.sqrt(len(b)):.2f}')
+        result = dict(step=step, iwae_k=args.eval_k, rollout_steps=steps, eval_offset=args.eval_offset,
+                      test_images=int(b.numel()), log_px_lower_bound_nats=b.mean().item(),
+                      std_err=(b.std() / math.sqrt(len(b))).item(), eval_seconds=time.time() - t0,
+                      per_image=b.tolist(),
+                      data='loadMnistDigits test split (28x28, binarised with seed 0), from eval_offset')
+        name = f'eval-{args.eval_offset}.json'
+        with open(os.path.join(args.out, name + '.tmp'), 'w') as f:
+            json.dump(result, f)
+        os.replace(os.path.join(args.out, name + '.tmp'), os.path.join(args.out, name))
+        log(f'IWAE K={args.eval_k} on {b.numel()} test images from {args.eval_offset}, {steps} steps: '
+            f'{b.mean():.2f} +- {b.std() / math.sqrt(len(b)):.2f}')
         return
 
     def save():
