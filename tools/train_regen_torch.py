@@ -27,7 +27,6 @@ pool, step: --resume continues), curve.csv (step, seconds, loss, recon, kl, grad
 over each --log-every steps).
 """
 import argparse
-import datetime as dt
 import json
 import math
 import os
@@ -43,12 +42,9 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vnca_torch as V  # noqa: E402
+from train_torch import load_split, log, parse_deadline as deadline_ts  # noqa: E402
 
 CL = torch.channels_last
-
-
-def log(msg):
-    print(f'[{dt.datetime.utcnow():%H:%M:%S}] {msg}', flush=True)
 
 
 class Rule(nn.Module):
@@ -137,24 +133,6 @@ def vnca_weights(model):
     out['rule/conv_in/bias'] = sd['rule.conv_in.bias']
     out['rule/conv_out/kernel'] = conv(sd['rule.conv_out.weight'])
     return out
-
-
-def load_split(data_dir, split):
-    info = json.load(open(os.path.join(data_dir, 'mnist.json')))
-    h, w = info['height'], info['width']
-    raw = np.fromfile(os.path.join(data_dir, f'{split}-images.u8'), dtype=np.uint8)
-    return torch.from_numpy(raw.reshape(info[split], 1, h, w).astype(np.float32))
-
-
-def deadline_ts(text):
-    if not text:
-        return math.inf
-    now = dt.datetime.now(dt.timezone.utc)
-    hh, mm = (int(v) for v in text.split(':'))
-    d = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
-    if d < now - dt.timedelta(hours=12):
-        d += dt.timedelta(days=1)
-    return d.timestamp()
 
 
 def main():
