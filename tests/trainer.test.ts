@@ -9,7 +9,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectClose, useBackend } from './helpers/backends.js';
 import { GrowingNCA, VNCA, VncaError, type VNCAOptions } from '../src/index.js';
-import { ParallelVNCA } from '../src/node.js';
+import { ParallelVNCA, fileSystem } from '../src/node.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { batchSampler } from '../src/vae/training.js';
 
 /** A tiny doubling model: 8x8 images grown from 2x2 in 2 doublings. */
@@ -408,5 +411,96 @@ describe('Adam as the reference has it: epsilon 1e-8, betas as options, moments 
     expectSameWeights(weightsOf(mixed2), weightsOf(natural));
     x.dispose();
     for (const m of [natural, mixed, mixed2]) m.dispose();
+  });
+});
+
+describe('checkpoints that resume: save({ includeOptimizer: true }) then load continues the same curve (wasm)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    await useBackend('wasm');
+    dir = mkdtempSync(join(tmpdir(), 'vnca-resume-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const FIXED: VNCAOptions = { ...TINY, growth: 'fixed', nBlocks: 0, inActivation: 'elu', outBias: false, stepsRange: [2, 5] };
+  const K = 3;
+  const M = 3;
+  /** Step i (1-based) of every run: the same batch and noise. */
+  const step = (m: VNCA, i: number) => {
+    const x = batchOf(4, i);
+    const r = m.trainStep(x, { seed: i });
+    x.dispose();
+    return r;
+  };
+
+  it.each([['doubling', TINY], ['fixed (rollout lengths from the rng)', FIXED]] as const)('%s: k + m steps equal k steps, save, load, m steps', async (name, options) => {
+    const straight = new VNCA(options);
+    const first = twin(straight, options);
+    const losses = Array.from({ length: K + M }, (_, i) => step(straight, i + 1).loss);
+    for (let i = 1; i <= K; i++) step(first, i);
+    const at = join(dir, name.split(' ')[0]!);
+    await first.save(fileSystem(at), { includeOptimizer: true });
+    const json = JSON.parse(readFileSync(join(at, 'model.json'), 'utf8'));
+    expect(json.userDefinedMetadata.vncaTraining).toMatchObject({ step: K, adamIterations: K });
+    expect(json.weightsManifest[0].weights.filter((w: { name: string }) => w.name.startsWith('optimizer/adam/')).length).toBe(2 * first.trainableVariables.length);
+    const count = tf.memory().numTensors;
+    const resumed = await VNCA.load(fileSystem(at));
+    expect(resumed.trainingSteps).toBe(K);
+    const after = Array.from({ length: M }, (_, i) => step(resumed, K + i + 1).loss);
+    expectClose(after, losses.slice(K), 1e-5, 1e-6);
+    expectSameWeights(weightsOf(resumed), weightsOf(straight), 1e-5, 1e-7);
+    expect(resumed.trainingSteps).toBe(K + M);
+    resumed.dispose();
+    expect(tf.memory().numTensors).toBeLessThanOrEqual(count);
+    // The weights alone do not resume the curve: a fresh Adam takes other steps.
+    await first.save(fileSystem(at));
+    const weightsOnly = await VNCA.load(fileSystem(at));
+    const fresh = Array.from({ length: M }, (_, i) => step(weightsOnly, K + i + 1).loss);
+    expect(Math.max(...fresh.map((l, i) => Math.abs(l - losses[K + i]!) / Math.abs(losses[K + i]!)))).toBeGreaterThan(1e-4);
+    for (const m of [straight, first, weightsOnly]) m.dispose();
+  }, 60_000);
+
+  it('a save before any step, and fromArtifacts (weights only), load too', async () => {
+    const m = new VNCA(TINY);
+    let saved: tf.io.ModelArtifacts | null = null;
+    const grab = tf.io.withSaveHandler(async (a) => { saved = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; });
+    await m.save(grab, { includeOptimizer: true });
+    expect(saved!.userDefinedMetadata).toEqual({ vncaTraining: { step: 0, adamIterations: 0, rngDraws: 0 } });
+    const back = await VNCA.load(tf.io.fromMemory(saved!));
+    expect(back.trainingSteps).toBe(0);
+    step(m, 1);
+    await m.save(grab, { includeOptimizer: true });
+    const count = tf.memory().numTensors;
+    const plain = VNCA.fromArtifacts(saved!);
+    expect(plain.trainingSteps).toBe(0);
+    plain.dispose();
+    expect(tf.memory().numTensors).toBe(count);
+    for (const x of [m, back]) x.dispose();
+  });
+
+  it('a broken optimiser state is refused with a named error, and nothing leaks', async () => {
+    const m = new VNCA(TINY);
+    step(m, 1);
+    let saved: tf.io.ModelArtifacts | null = null;
+    await m.save(tf.io.withSaveHandler(async (a) => { saved = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }), { includeOptimizer: true });
+    m.dispose();
+    const a = saved! as tf.io.ModelArtifacts;
+    const specs = a.weightSpecs!;
+    const dropLast = { ...a, weightSpecs: specs.slice(0, -1), weightData: (a.weightData as ArrayBuffer).slice(0, (a.weightData as ArrayBuffer).byteLength - 4 * specs.at(-1)!.shape.reduce((p, d) => p * d, 1)) };
+    const renamed = { ...a, weightSpecs: specs.map((s, i) => (i === specs.length - 1 ? { ...s, name: 'optimizer/adam/v/rule/nothing' } : s)) };
+    const cases: [tf.io.ModelArtifacts, RegExp][] = [
+      [{ ...a, userDefinedMetadata: {} }, /Error in VNCA\.load: artifacts\.userDefinedMetadata\.vncaTraining must be \{ step, adamIterations, rngDraws \} when the weights hold 'optimizer\/' entries, but got undefined/],
+      [{ ...a, userDefinedMetadata: { vncaTraining: { step: -1, adamIterations: 1, rngDraws: 0 } } }, /vncaTraining\.step must be a non-negative integer, but got -1/],
+      [{ ...a, userDefinedMetadata: { vncaTraining: { step: 1, adamIterations: 1.5, rngDraws: 0 } } }, /vncaTraining\.adamIterations must be a non-negative integer/],
+      [dropLast, /weights hold an optimiser state without 'optimizer\/adam\/v\/rule\//],
+      [renamed, /weights hold optimiser entries that match no trainable weight: optimizer\/adam\/v\/rule\/nothing/],
+    ];
+    const count = tf.memory().numTensors;
+    for (const [bad, re] of cases) {
+      tally.cases++;
+      await expect(VNCA.load(tf.io.fromMemory(bad))).rejects.toThrowError(re);
+      tally.named++;
+    }
+    expect(tf.memory().numTensors).toBe(count);
   });
 });

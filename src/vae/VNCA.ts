@@ -18,12 +18,14 @@ import { checkImages, checkLatents, asSingleImage } from './checks.js';
 import { inpaint, type InpaintOptions } from './inpainting.js';
 import { evaluate, type EvaluateOptions, type EvaluateResult } from './evaluate.js';
 import {
-  fromArtifacts, fromPyTorch, loadArtifacts, namedWeights, saveModel, setNamedWeights, type PyTorchOptions,
+  fromArtifacts, fromCheckpoint, fromPyTorch, loadArtifacts, namedWeights, saveModel, setNamedWeights, type PyTorchOptions,
+  type SaveOptions,
 } from './persistence.js';
 
 export { NON_DOUBLING_MNIST, resolveConfig, type UpdateRuleClass, type VNCAConfig, type VNCAOptions } from './config.js';
 export type { FitOptions, FitProgress, GradientOptions, Gradients, TrainStepResult } from './training.js';
 export type { EvaluateOptions, EvaluateResult } from './evaluate.js';
+export type { SaveOptions } from './persistence.js';
 
 /**
  * The Variational Neural Cellular Automaton (Palm et al., ICLR 2022): a VAE whose decoder is
@@ -450,20 +452,36 @@ export class VNCA {
    * (`localstorage://`, `indexeddb://`, `downloads://`, `http(s)://`, `tf.io.withSaveHandler`,
    * or `fileSystem(dir)` from `vnca/node`).
    *
+   * With `includeOptimizer`, the training run's state goes into the same save (Adam's moments,
+   * step count, rollout rng position), and {@link VNCA.load} continues the run where it stopped.
+   *
    * @param target A URL string or an `tf.io.IOHandler`.
+   * @param options `includeOptimizer` (default false): see {@link SaveOptions}.
    * @returns The handler's save result.
    */
-  async save(target: string | tf.io.IOHandler): Promise<tf.io.SaveResult> {
+  async save(target: string | tf.io.IOHandler, options: SaveOptions = {}): Promise<tf.io.SaveResult> {
     const fn = 'VNCA.save';
     this.checkNotDisposed(fn);
-    return saveModel(this, target, fn);
+    if (typeof options !== 'object' || options === null) throw new VncaError(fn, 'options', `must be an object, but got ${describe(options)}.`);
+    if (options.includeOptimizer !== undefined && typeof options.includeOptimizer !== 'boolean') {
+      throw new VncaError(fn, 'options.includeOptimizer', `must be a boolean, but got ${describe(options.includeOptimizer)}.`);
+    }
+    const training = options.includeOptimizer ? await this.trainer.checkpoint() : undefined;
+    return saveModel(this, target, fn, training);
+  }
+
+  /** Applied (not skipped) optimiser steps of this model's training run; restored by {@link VNCA.load}. */
+  get trainingSteps(): number {
+    return this.training?.steps ?? 0;
   }
 
   /**
    * Loads a model saved by {@link VNCA.save}. The saved config rebuilds the same model;
    * a custom update rule loads when its class is registered with
    * `tf.serialization.registerClass` or passed in `options.updateRules`. Every weight is
-   * checked (names, shapes) before any is set: no half-loaded model.
+   * checked (names, shapes, finite values) before any is set: no half-loaded model. A save
+   * made with `includeOptimizer` also restores the training run (Adam's moments, step count,
+   * rollout rng), so training continues the same curve.
    *
    * @param source A URL string or a `tf.io.IOHandler` (e.g. `fileSystem(dir)` from `vnca/node`).
    * @param options `updateRules`: custom {@link UpdateRule} classes the model may use.
@@ -472,12 +490,25 @@ export class VNCA {
   static async load(
     source: string | tf.io.IOHandler, options: { updateRules?: UpdateRuleClass[] } = {},
   ): Promise<VNCA> {
-    const artifacts = await loadArtifacts(source, 'VNCA.load');
-    return VNCA.fromArtifacts(artifacts, options);
+    const fn = 'VNCA.load';
+    const artifacts = await loadArtifacts(source, fn);
+    const { model, training } = fromCheckpoint((o) => new VNCA(o), artifacts, options, fn);
+    if (!training) return model;
+    try {
+      await model.trainer.restore(training);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    } finally {
+      tf.dispose([...training.m, ...training.v]);
+    }
+    return model;
   }
 
   /**
-   * Builds a model from tfjs model artifacts as {@link VNCA.save} writes them.
+   * Builds a model from tfjs model artifacts as {@link VNCA.save} writes them: the weights
+   * only (a saved optimiser state is checked but not restored; `VNCA.load(tf.io.fromMemory(artifacts))`
+   * restores it).
    *
    * @param artifacts `modelTopology` with the VNCA config, `weightSpecs` and `weightData`.
    * @param options `updateRules`: custom {@link UpdateRule} classes the model may use.

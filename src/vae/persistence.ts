@@ -15,6 +15,7 @@ import { parseSafetensors } from './safetensors.js';
 import { pytorchSizes, pytorchToNamedWeights } from './pytorch.js';
 import type { UpdateRuleClass, VNCAConfig, VNCAOptions } from './config.js';
 import type { Encoder } from './Encoder.js';
+import type { TrainingCheckpoint } from './training.js';
 
 const VNCA_FORMAT = 'vnca';
 const VNCA_FORMAT_VERSION = 1;
@@ -27,7 +28,34 @@ export interface PersistableModel {
   readonly config: VNCAConfig;
   readonly encoder: Encoder;
   readonly rule: UpdateRule;
+  readonly trainableVariables: tf.Variable[];
   dispose(): void;
+}
+
+/** Options of {@link VNCA.save}. @category VAE */
+export interface SaveOptions {
+  /**
+   * Also save the training run's state, so that {@link VNCA.load} continues it where it
+   * stopped: Adam's moments (as weights named `optimizer/adam/m/<weight>` and
+   * `optimizer/adam/v/<weight>`), and the step count, Adam's iteration count and the rollout
+   * rng's position (in `userDefinedMetadata.vncaTraining` of model.json), all in the same save.
+   * The sample pool of a pooled model is not saved: it refills. Default false.
+   */
+  includeOptimizer?: boolean;
+}
+
+/** Prefix of the optimiser's entries among a checkpoint's weights. */
+const OPTIMIZER_PREFIX = 'optimizer/';
+/** Key of the training state in a checkpoint's `userDefinedMetadata`. */
+const TRAINING_KEY = 'vncaTraining';
+
+/** A saved training run: its numbers and Adam's moments in the order of the trainable variables. @internal */
+export type SavedTraining = TrainingCheckpoint & { m: tf.Tensor[]; v: tf.Tensor[] };
+
+/** Stable names (`encoder/...`, `rule/...`) of the model's trainable variables, in their order. */
+function trainableNames(model: PersistableModel): string[] {
+  const byVariable = new Map(namedWeights(model).map(({ name, variable }) => [variable.name, name]));
+  return model.trainableVariables.map((v) => byVariable.get(v.name)!);
 }
 
 /**
@@ -56,15 +84,29 @@ export function namedWeights(model: PersistableModel): { name: string; variable:
  * @param target A URL string or an `tf.io.IOHandler`.
  * @returns The handler's save result.
  */
-export async function saveModel(model: PersistableModel, target: string | tf.io.IOHandler, fn: string): Promise<tf.io.SaveResult> {
-  const handler = resolveHandler(target, 'save', fn);
+export async function saveModel(
+  model: PersistableModel, target: string | tf.io.IOHandler, fn: string, training?: SavedTraining,
+): Promise<tf.io.SaveResult> {
+  let handler = resolveHandler(target, 'save', fn);
   const topology = {
     format: VNCA_FORMAT,
     formatVersion: VNCA_FORMAT_VERSION,
     config: model.config,
     updateRule: { className: (model.rule.constructor as unknown as { className: string }).className, config: model.rule.getConfig() },
   };
-  return saveArtifacts(handler, topology, namedWeights(model).map(({ name, variable }) => ({ name, tensor: variable })));
+  const tensors: { name: string; tensor: tf.Tensor }[] = namedWeights(model).map(({ name, variable }) => ({ name, tensor: variable }));
+  if (training) {
+    const names = trainableNames(model);
+    training.m.forEach((t, i) => tensors.push({ name: `${OPTIMIZER_PREFIX}adam/m/${names[i]}`, tensor: t }));
+    training.v.forEach((t, i) => tensors.push({ name: `${OPTIMIZER_PREFIX}adam/v/${names[i]}`, tensor: t }));
+    const numbers: TrainingCheckpoint = { step: training.step, adamIterations: training.adamIterations, rngDraws: training.rngDraws };
+    const inner = handler;
+    // The numbers go into model.json with the weights: one save, as atomic as the handler's.
+    handler = {
+      save: (a) => inner.save!({ ...a, userDefinedMetadata: { ...(a.userDefinedMetadata ?? {}), [TRAINING_KEY]: numbers } }),
+    };
+  }
+  return saveArtifacts(handler, topology, tensors, fn);
 }
 
 /**
@@ -77,6 +119,18 @@ export async function saveModel(model: PersistableModel, target: string | tf.io.
 export function fromArtifacts<M extends PersistableModel>(
   build: (options: VNCAOptions) => M, artifacts: tf.io.ModelArtifacts, options: { updateRules?: UpdateRuleClass[] }, fn: string,
 ): M {
+  const { model, training } = fromCheckpoint(build, artifacts, options, fn);
+  if (training) tf.dispose([...training.m, ...training.v]);
+  return model;
+}
+
+/**
+ * {@link fromArtifacts}, and the training state saved with `includeOptimizer` (checked
+ * against the model's variables; the caller disposes its tensors), if any. @internal
+ */
+export function fromCheckpoint<M extends PersistableModel>(
+  build: (options: VNCAOptions) => M, artifacts: tf.io.ModelArtifacts, options: { updateRules?: UpdateRuleClass[] }, fn: string,
+): { model: M; training: SavedTraining | null } {
   const topo = (artifacts as tf.io.ModelArtifacts | null | undefined)?.modelTopology as { format?: string; formatVersion?: number; config?: VNCAOptions; updateRule?: unknown } | undefined;
   if (!topo || topo.format !== VNCA_FORMAT || typeof topo.config !== 'object' || topo.config === null || Array.isArray(topo.config)) {
     throw new VncaError(fn, 'artifacts.modelTopology', `must be a VNCA model (format '${VNCA_FORMAT}'), but got ${describe(topo?.format ?? topo)}.`);
@@ -94,9 +148,66 @@ export function fromArtifacts<M extends PersistableModel>(
   );
   const updateRule = topo.updateRule !== undefined ? buildRule(topo.updateRule, options.updateRules ?? [], fn) : undefined;
   const model = build({ ...topo.config, ...(updateRule ? { updateRule } : {}) });
-  return withWeights(model, (tensors) => {
-    Object.assign(tensors, tf.io.decodeWeights(data, specs));
-  }, fn);
+  let training: SavedTraining | null = null;
+  try {
+    withWeights(model, (tensors) => {
+      const optimizer: tf.NamedTensorMap = {};
+      for (const [name, t] of Object.entries(tf.io.decodeWeights(data, specs))) {
+        (name.startsWith(OPTIMIZER_PREFIX) ? optimizer : tensors)[name] = t;
+      }
+      try {
+        training = savedTraining(model, optimizer, artifacts.userDefinedMetadata?.[TRAINING_KEY], fn);
+      } catch (e) {
+        tf.dispose(Object.values(optimizer));
+        throw e;
+      }
+    }, fn);
+  } catch (e) {
+    const t = training as SavedTraining | null;
+    if (t) tf.dispose([...t.m, ...t.v]);
+    throw e;
+  }
+  return { model, training };
+}
+
+/**
+ * The training state of a checkpoint from its `optimizer/` weights and metadata, checked:
+ * both or neither, the numbers non-negative integers, one `m` and one `v` of each trainable
+ * variable's shape (or none, before the first step), nothing else.
+ */
+function savedTraining(model: PersistableModel, optimizer: tf.NamedTensorMap, metadata: unknown, fn: string): SavedTraining | null {
+  const names = Object.keys(optimizer);
+  if (metadata === undefined && names.length === 0) return null;
+  const arg = `artifacts.userDefinedMetadata.${TRAINING_KEY}`;
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw new VncaError(fn, arg, `must be { step, adamIterations, rngDraws } when the weights hold '${OPTIMIZER_PREFIX}' entries, but got ${describe(metadata)}.`);
+  }
+  const numbers = metadata as Record<string, unknown>;
+  for (const key of ['step', 'adamIterations', 'rngDraws']) {
+    const v = numbers[key];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new VncaError(fn, `${arg}.${key}`, `must be a non-negative integer, but got ${describe(v)}.`);
+  }
+  const state: SavedTraining = {
+    step: numbers.step as number, adamIterations: numbers.adamIterations as number, rngDraws: numbers.rngDraws as number, m: [], v: [],
+  };
+  if (names.length === 0) return state;
+  const trainable = trainableNames(model);
+  const wanted = new Set(trainable.flatMap((n) => [`${OPTIMIZER_PREFIX}adam/m/${n}`, `${OPTIMIZER_PREFIX}adam/v/${n}`]));
+  const unknown = names.filter((n) => !wanted.has(n));
+  if (unknown.length) throw new VncaError(fn, 'weights', `hold optimiser entries that match no trainable weight: ${unknown.join(', ')}.`);
+  const vars = model.trainableVariables;
+  for (const kind of ['m', 'v'] as const) {
+    trainable.forEach((n, i) => {
+      const key = `${OPTIMIZER_PREFIX}adam/${kind}/${n}`;
+      const t = optimizer[key];
+      if (!t) throw new VncaError(fn, 'weights', `hold an optimiser state without '${key}'.`);
+      if (!tf.util.arraysEqual(t.shape, vars[i]!.shape)) {
+        throw new VncaError(fn, `weights['${key}']`, `must have shape [${vars[i]!.shape.join(', ')}], but got [${t.shape.join(', ')}].`);
+      }
+      state[kind].push(t);
+    });
+  }
+  return state;
 }
 
 /**

@@ -194,6 +194,23 @@ export function checkTrainingImages(x: tf.Tensor, fn: string, arg: string): void
   }
 }
 
+/** Seed of every Trainer's rollout rng. */
+const RNG_SEED = 0x5eed;
+
+/**
+ * What a checkpoint holds of a training run besides the weights (see {@link Trainer.checkpoint}):
+ * plain numbers, saved as JSON with the model.
+ * @internal
+ */
+export interface TrainingCheckpoint {
+  /** Applied optimiser steps. */
+  step: number;
+  /** Adam's own iteration count (its bias correction), 0 before the first step. */
+  adamIterations: number;
+  /** Numbers drawn so far from the rollout rng (it is replayed this far on restore). */
+  rngDraws: number;
+}
+
 /**
  * The state of one training run of a model: optimiser (created on the first applied step),
  * sample pool and its filling buffers, and the rng of rollout lengths and pool draws.
@@ -201,7 +218,13 @@ export function checkTrainingImages(x: tf.Tensor, fn: string, arg: string): void
  */
 export class Trainer {
   private optimizer: tf.Optimizer | null = null;
-  private readonly rng = mulberry32(0x5eed);
+  /** The generator of rollout lengths and pool draws, and how many numbers it has given (saved in checkpoints). */
+  private rngSource = mulberry32(RNG_SEED);
+  private rngDraws = 0;
+  private readonly rng = (): number => {
+    this.rngDraws++;
+    return this.rngSource();
+  };
   /** Applied (not skipped) optimiser steps of this run. */
   private stepCount = 0;
   private pool: SamplePool | null = null;
@@ -440,6 +463,55 @@ export class Trainer {
       }
     }
     return history;
+  }
+
+  /**
+   * The state a checkpoint needs to continue this run: plain numbers, and Adam's first and
+   * second moments (`m`, `v`) in the order of the model's trainable variables (empty before
+   * the first applied step). The moments are the optimiser's own variables: read them before
+   * the next step, do not dispose them.
+   */
+  async checkpoint(): Promise<TrainingCheckpoint & { m: tf.Tensor[]; v: tf.Tensor[] }> {
+    const numbers = { step: this.stepCount, rngDraws: this.rngDraws };
+    if (!this.optimizer) return { ...numbers, adamIterations: 0, m: [], v: [] };
+    const [iter, ...moments] = await this.optimizer.getWeights();
+    const adamIterations = (await iter!.tensor.data())[0]!;
+    iter!.tensor.dispose();
+    const n = moments.length / 2;
+    return { ...numbers, adamIterations, m: moments.slice(0, n).map((w) => w.tensor), v: moments.slice(n).map((w) => w.tensor) };
+  }
+
+  /**
+   * Continues a run from a {@link Trainer.checkpoint}: the step count, the rng replayed to
+   * where it was, and a new Adam with the saved moments (`m`, `v` in the order of the model's
+   * trainable variables, checked by the caller; not disposed) and iteration count.
+   * The sample pool is not part of a checkpoint: a pooled model refills it.
+   */
+  async restore(state: TrainingCheckpoint & { m: tf.Tensor[]; v: tf.Tensor[] }): Promise<void> {
+    this.resetOptimizer();
+    this.stepCount = state.step;
+    this.rngSource = mulberry32(RNG_SEED);
+    for (let i = 0; i < state.rngDraws; i++) this.rngSource();
+    this.rngDraws = state.rngDraws;
+    if (state.m.length === 0) return;
+    const c = this.model.config;
+    const vars = this.model.trainableVariables;
+    const optimizer = tf.train.adam(c.learningRate, c.adamBeta1, c.adamBeta2, adamEpsilon(c));
+    const iter = tf.scalar(state.adamIterations, 'int32');
+    try {
+      // Adam makes its own variables from these (tensor.variable() shares the data), so the caller may dispose them.
+      await optimizer.setWeights([
+        { name: 'iter', tensor: iter },
+        ...state.m.map((t, i) => ({ name: `${vars[i]!.name}/m`, tensor: t })),
+        ...state.v.map((t, i) => ({ name: `${vars[i]!.name}/v`, tensor: t })),
+      ]);
+    } catch (e) {
+      optimizer.dispose();
+      throw e;
+    } finally {
+      iter.dispose();
+    }
+    this.optimizer = optimizer;
   }
 
   /** Frees the optimiser's state and the pool. */
