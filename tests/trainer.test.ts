@@ -504,3 +504,23 @@ describe('checkpoints that resume: save({ includeOptimizer: true }) then load co
     expect(tf.memory().numTensors).toBe(count);
   });
 });
+
+describe('batch 0 (issue 16 section 4): a named error from every method that takes images, no tensor leak (cpu)', () => {
+  it.each([
+    ['encode', (m: VNCA, x: tf.Tensor4D) => m.encode(x)],
+    ['reconstruct', (m: VNCA, x: tf.Tensor4D) => m.reconstruct(x)],
+    ['evaluate', (m: VNCA, x: tf.Tensor4D) => m.evaluate(x, { importanceSamples: 2 })],
+    ['inpaint', (m: VNCA, x: tf.Tensor4D) => m.inpaint(x, tf.zeros([8, 8]))],
+    ['trainStep', (m: VNCA, x: tf.Tensor4D) => m.trainStep(x)],
+    ['computeGradients', (m: VNCA, x: tf.Tensor4D) => m.computeGradients(x)],
+  ] as const)('VNCA.%s', async (name, call) => {
+    await useBackend('cpu');
+    const m = new VNCA(TINY);
+    const x = tf.zeros([0, 8, 8, 1]) as tf.Tensor4D;
+    const count = tf.memory().numTensors;
+    expectNamed(() => tf.tidy(() => { call(m, x); }), new RegExp(`Error in VNCA\\.${name}: (x|batch) must hold at least one image, but got a batch of 0\\.`));
+    expect(tf.memory().numTensors).toBe(count);
+    x.dispose();
+    m.dispose();
+  });
+});
