@@ -13,6 +13,7 @@ export function checkImages(c: VNCAConfig, x: unknown, fn: string, arg = 'x'): a
   if (h !== c.imageSize || w !== c.imageSize || ch !== c.imageChannels) {
     throw new VncaError(fn, arg, `must have shape [batch, ${c.imageSize}, ${c.imageSize}, ${c.imageChannels}], but got [${x.shape.join(', ')}].`);
   }
+  if (x.shape[0] === 0) throw new VncaError(fn, arg, 'must hold at least one image, but got a batch of 0.');
 }
 
 
