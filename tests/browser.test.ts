@@ -5,8 +5,11 @@
  * page reports its state in data attributes of <body>; the test reads the canvas pixels.
  * Chromium runs without a GPU, as on CI: its WebGL is SwiftShader, a software renderer far
  * slower than wasm, and the page must see that and choose wasm by itself (and say why). A
- * second, short suite runs Chromium with `--disable-software-rasterizer` (no WebGL at all). Samples are seeded (`?seed=1`): the run is reproducible for a
- * given model (models/mnist-small, or `VNCA_MODELS_DIR`/mnist-small).
+ * second, short suite runs Chromium with `--disable-software-rasterizer` (no WebGL at all). Samples are seeded (`?seed=1`): the run is reproducible for
+ * given models (models/mnist-small and models/mnist-regen, or under `VNCA_MODELS_DIR`).
+ * Samples and drawings grow with mnist-small (32x32); the damage and inpaint modes hand the
+ * digit to mnist-regen (28x28, trained on damage), and the test asserts the page's own
+ * regrowth measure: recovery of log p(x | state) >= 0.6 after the page's regrowth.
  *
  * Needs /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it). Without it
  * the test is skipped, except in CI (`CI` set), where it must run.
@@ -30,13 +33,21 @@ if (skip) {
   console.warn(`browser.test.ts skipped: ${CHROMIUM_PATH} is missing (apt-get install chromium). In CI it runs.`);
 }
 
-/** Grid side in cells, as the page draws it. */
+/** Grid side in cells of the grown mnist-small digits. */
 const CELLS = 32;
+/** The page's regrowth must bring back at least this share of log p(x | state) lost to the cut. */
+const MIN_RECOVERY = 0.6;
 /** Luminance above which a cell counts as ink (the page's colour map is monotone, p = 0.5 is ~0.32). */
 const INK = 0.4;
 
+/** Grid side of the state the page shows (data-grid). */
+async function gridSide(page: Page): Promise<number> {
+  return Number(await page.evaluate(() => document.body.dataset.grid));
+}
+
 /** The rendered cells of the grid canvas: luminance in [0, 1] at the centre of each cell, row-major. */
-async function readCells(page: Page): Promise<number[]> {
+async function readCells(page: Page, cells?: number): Promise<number[]> {
+  const side = cells ?? await gridSide(page);
   return page.evaluate((cells) => {
     const canvas = document.getElementById('grid') as HTMLCanvasElement;
     const ctx = canvas.getContext('2d')!;
@@ -50,7 +61,7 @@ async function readCells(page: Page): Promise<number[]> {
       }
     }
     return out;
-  }, CELLS);
+  }, side);
 }
 
 function dataset(page: Page): Promise<Record<string, string | undefined>> {
@@ -81,17 +92,17 @@ function expectDigitLike(cells: number[], label: string): void {
   expect(ink, `${label}: fraction of ink cells`).toBeLessThan(0.6);
 }
 
-/** Page coordinates of the centre of cell (y, x) of the grid canvas. */
-async function cellPoint(page: Page, y: number, x: number): Promise<{ x: number; y: number }> {
+/** Page coordinates of the point (v, u) of the grid canvas, as fractions of its side. */
+async function gridPoint(page: Page, v: number, u: number): Promise<{ x: number; y: number }> {
   await page.locator('#grid').scrollIntoViewIfNeeded();
   const box = (await page.locator('#grid').boundingBox())!;
-  return { x: box.x + ((x + 0.5) * box.width) / CELLS, y: box.y + ((y + 0.5) * box.height) / CELLS };
+  return { x: box.x + u * box.width, y: box.y + v * box.height };
 }
 
-/** A short mouse drag on the grid around cell (y, x). */
-async function dragOnGrid(page: Page, y: number, x: number): Promise<void> {
-  const start = await cellPoint(page, y, x - 1);
-  const end = await cellPoint(page, y, x + 1);
+/** A horizontal mouse drag on the grid at height v from u0 to u1 (fractions of the side). */
+async function dragOnGrid(page: Page, v: number, u0: number, u1: number): Promise<void> {
+  const start = await gridPoint(page, v, u0);
+  const end = await gridPoint(page, v, u1);
   await page.mouse.move(start.x, start.y);
   await page.mouse.down();
   await page.mouse.move(end.x, end.y, { steps: 4 });
@@ -158,7 +169,7 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
     expect(d.grid).toBe('8');
     await page.screenshot({ path: join(artifacts, 'browser-02-growing.png'), fullPage: true });
     // An 8x8 grid scaled up: each 4x4 block of canvas cells is one automaton cell.
-    const cells = await readCells(page);
+    const cells = await readCells(page, CELLS);
     const off = cells.filter((v, i) => {
       const y = Math.floor(i / CELLS), x = i % CELLS;
       return Math.abs(v - cells[(y - (y % 4)) * CELLS + (x - (x % 4))]!) > 1e-6;
@@ -187,39 +198,70 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
     console.log(`browser example: ${d2.stepsPerSecond} steps/s on ${d2.backend}, ${d2.tensors} tensors`);
   });
 
-  it('regrows cells cut away with the mouse', async () => {
+  it('says which model each mode uses', async () => {
+    const d = await dataset(page);
+    expect(d.growModel).toBe('mnist-small');
+    expect(d.healModel).toBe('mnist-regen');
+    expect(d.model, 'samples grow with').toBe('mnist-small');
+    await expect(page.locator('label:has(input[value="damage"])').textContent()).resolves.toContain('mnist-regen');
+    await expect(page.locator('label:has(input[value="inpaint"])').textContent()).resolves.toContain('mnist-regen');
+    await expect(page.locator('#model-info').textContent()).resolves.toMatch(/^samples, drawings: mnist-small .*doubling/);
+    await expect(page.locator('#heal-info').textContent()).resolves.toMatch(/^damage and inpaint modes: mnist-regen .*fixed 28×28 grid.*regrowth 32 steps/);
+    await expect(page.locator('#regrow-steps').inputValue()).resolves.toBe('32');
+  });
+
+  it('hands a cut digit to mnist-regen, animates its regrowth and measures real recovery', async () => {
     await page.click('#pause');
     const before = await readCells(page);
-    // Cut where the digit has ink: the centre of its bright cells.
+    // Cut across the digit: a stroke through the centre of its bright cells.
     const inkCells = before.map((v, i) => [v, i] as const).filter(([v]) => v > INK).map(([, i]) => i);
-    const cy = Math.round(mean(inkCells.map((i) => Math.floor(i / CELLS))));
-    const cx = Math.round(mean(inkCells.map((i) => i % CELLS)));
+    const cv = (mean(inkCells.map((i) => Math.floor(i / CELLS))) + 0.5) / CELLS;
+    const cu = (mean(inkCells.map((i) => i % CELLS)) + 0.5) / CELLS;
     const { version } = await dataset(page);
-    await dragOnGrid(page, cy, cx);
+    await dragOnGrid(page, cv, cu - 0.15, cu + 0.15);
     await page.waitForFunction((v) => {
       const d = document.body.dataset;
       return Number(d.version) > Number(v) && d.drawn === d.version;
     }, version, { timeout: 10_000 });
-    await waitIdle(page, { status: 'paused' });
+    const cut = await waitIdle(page, { status: 'paused' });
+    expect(cut.model, 'the model of the cut digit').toBe('mnist-regen');
+    expect(cut.grid, 'mnist-regen grid').toBe('28');
+    const l0 = Number(cut.l0), ld = Number(cut.ld);
+    expect(cut.lr, 'no regrowth yet').toBe('');
+    expect(l0 - ld, 'nats lost to the cut').toBeGreaterThan(10);
     const damaged = await readCells(page);
+    expect(damaged.length).toBe(28 * 28);
     await page.screenshot({ path: join(artifacts, 'browser-04-damaged.png'), fullPage: true });
 
-    const region = before.map((v, i) => i).filter((i) => Math.abs(damaged[i]! - before[i]!) > 0.1);
-    expect(region.length, 'cells changed by the cut').toBeGreaterThan(10);
-    await page.click('#pause'); // resume: the automaton keeps running and regrows
-    await waitIdle(page);
+    // Resume at 20 steps/s: the regrowth runs the model's 32 steps, one per tick, on screen.
+    await page.selectOption('#speed', '20');
+    await page.click('#pause');
+    await page.waitForFunction(() => /regrowing · mnist-regen · step (1[2-9]|2\d)\/32 · grid 28×28/.test(document.getElementById('phase')!.textContent ?? ''),
+      null, { timeout: 20_000, polling: 20 });
+    const mid = await readCells(page);
+    await page.screenshot({ path: join(artifacts, 'browser-05-regrowing.png'), fullPage: true });
+    await page.selectOption('#speed', 'max');
+    const done = await waitIdle(page);
     const regrown = await readCells(page);
-    await page.screenshot({ path: join(artifacts, 'browser-05-regrown.png'), fullPage: true });
+    await page.screenshot({ path: join(artifacts, 'browser-06-regrown.png'), fullPage: true });
 
     // The steps/s readout measured this regrowth, not the growth before it.
-    const afterRegrow = await dataset(page);
-    expect(afterRegrow.spsRun, 'run measured by the steps/s readout').toBe(afterRegrow.runs);
-    expect(Number(afterRegrow.stepsPerSecond)).toBeGreaterThan(0);
+    expect(done.spsRun, 'run measured by the steps/s readout').toBe(done.runs);
+    expect(Number(done.stepsPerSecond)).toBeGreaterThan(0);
 
-    const errDamaged = mean(region.map((i) => Math.abs(damaged[i]! - before[i]!)));
-    const errRegrown = mean(region.map((i) => Math.abs(regrown[i]! - before[i]!)));
-    console.log(`browser example: damaged region of ${region.length} cells, mean |diff| to the grown image ${errDamaged.toFixed(3)} after the cut, ${errRegrown.toFixed(3)} after regrowth`);
-    expect(errRegrown, 'mean |diff| in the cut region, after regrowth vs after the cut').toBeLessThan(errDamaged);
+    const lr = Number(done.lr);
+    const recovery = Number(done.recovery);
+    console.log(`browser example: mnist-regen, log p(x | state) grown ${l0.toFixed(1)}, after the cut ${ld.toFixed(1)}, `
+      + `regrown ${lr.toFixed(1)} nats: recovery ${recovery.toFixed(3)}`);
+    expect(recovery, 'recovery = (Lr - Ld) / (L0 - Ld)').toBeCloseTo((lr - ld) / (l0 - ld), 2);
+    expect(recovery, 'recovery after the page\'s regrowth').toBeGreaterThanOrEqual(MIN_RECOVERY);
+    await expect(page.locator('#measure').textContent()).resolves.toMatch(/recovery \d+%/);
+    // The cut cells changed: zeroed cells show p = 0.5 (a flat colour) until they regrow.
+    const changed = damaged.filter((v, i) => Math.abs(v - regrown[i]!) > 0.1).length;
+    expect(changed, 'cells changed by the regrowth').toBeGreaterThan(20);
+    // The regrowth was shown in between: the mid-way frame differs from both ends.
+    expect(mid.filter((v, i) => Math.abs(v - damaged[i]!) > 0.05).length, 'mid-way frame vs cut').toBeGreaterThan(0);
+    expectDigitLike(regrown, 'regrown digit');
   });
 
   it('encodes and grows a digit drawn on the pad', async () => {
@@ -233,26 +275,34 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
     await page.mouse.move(...p(0.42, 0.8), { steps: 8 });
     await page.mouse.up();
     await page.click('#pad-grow');
-    await waitIdle(page, { sample: 4 });
+    const d = await waitIdle(page, { sample: 4 });
+    expect(d.model, 'drawings grow with').toBe('mnist-small');
+    expect(d.grid).toBe(String(CELLS));
     expectDigitLike(await readCells(page), 'grown drawing');
-    await page.screenshot({ path: join(artifacts, 'browser-06-drawn.png'), fullPage: true });
+    await page.screenshot({ path: join(artifacts, 'browser-07-drawn.png'), fullPage: true });
   });
 
-  it('inpaints a marked region and keeps the rest of the image', async () => {
-    const before = await readCells(page);
+  it('inpaints a marked region with mnist-regen and keeps the rest of the image', async () => {
     await page.check('input[name="mode"][value="inpaint"]');
-    const { version } = await dataset(page);
-    await dragOnGrid(page, 16, 16);
+    await dragOnGrid(page, 0.5, 0.45, 0.55);
     await page.waitForFunction(() => !(document.getElementById('inpaint-run') as HTMLButtonElement).disabled, null, { timeout: 5_000 });
-    await page.screenshot({ path: join(artifacts, 'browser-07-marked.png'), fullPage: true });
+    const marked = await waitIdle(page);
+    expect(marked.model, 'the model of the marked digit').toBe('mnist-regen');
+    const side = Number(marked.grid);
+    expect(side).toBe(28);
+    const before = await readCells(page); // the digit as mnist-regen grew it (the marks are on the overlay)
+    expectDigitLike(before, 'digit handed to mnist-regen');
+    await page.screenshot({ path: join(artifacts, 'browser-08-marked.png'), fullPage: true });
     await page.click('#inpaint-run');
-    await page.waitForFunction((v) => Number(document.body.dataset.version) > Number(v), version, { timeout: 30_000 });
+    await page.waitForFunction((v) => Number(document.body.dataset.version) > Number(v), marked.version, { timeout: 30_000 });
     await waitIdle(page);
     const after = await readCells(page);
-    await page.screenshot({ path: join(artifacts, 'browser-08-inpainted.png'), fullPage: true });
+    await page.screenshot({ path: join(artifacts, 'browser-09-inpainted.png'), fullPage: true });
+    expectDigitLike(after, 'inpainted digit');
     // Cells far from the marked region show the binarised image: pure background or pure ink,
     // the same as before wherever the image was clear.
-    const far = before.map((v, i) => i).filter((i) => Math.hypot(Math.floor(i / CELLS) - 16, (i % CELLS) - 16) > 6);
+    const c = side / 2;
+    const far = before.map((v, i) => i).filter((i) => Math.hypot(Math.floor(i / side) + 0.5 - c, (i % side) + 0.5 - c) > 6);
     expect(far.filter((i) => after[i]! > 0.1 && after[i]! < 0.9), 'known cells that are not binary').toEqual([]);
     const clear = far.filter((i) => before[i]! < 0.2 || before[i]! > 0.6);
     const flipped = clear.filter((i) => (before[i]! > 0.6) !== (after[i]! > 0.5));

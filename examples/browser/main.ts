@@ -1,5 +1,6 @@
 /**
- * Browser example: watch the shipped VNCA (models/mnist-small) grow digits.
+ * Browser example: watch the shipped VNCA (models/mnist-small) grow digits, and the
+ * damage-trained one (models/mnist-regen) heal them.
  *
  * - Picks the fastest tfjs backend here with ./backend.ts (webgpu, webgl on a hardware
  *   renderer, wasm, cpu; `?backend=wasm` forces one) and says why it passed over the
@@ -7,9 +8,11 @@
  * - "New sample" draws z ~ N(0, I), writes it into every cell of the 2x2 seed grid and runs
  *   the growth one operation per tick (update steps with `step`, divisions with
  *   `doubleCells`), rendering every intermediate grid scaled up to 320x320.
- * - Damage mode: the mouse zeroes a circle of cells (`damage`) and the update rule keeps
- *   running, so the digit regrows. Inpaint mode: the mouse marks a region that
- *   `model.inpaint` fills in.
+ * - Damage mode (mnist-regen): the first cut hands the digit to the heal model (see
+ *   HEAL_MODEL), the mouse zeroes a circle of cells (`damage`) and the update rule runs the
+ *   model's default regrowth steps (`stepsRange[0]` for a fixed model), one per tick, so the
+ *   digit regrows on screen. The page measures the recovery of log p(x | state).
+ *   Inpaint mode (mnist-regen): the mouse marks a region that `model.inpaint` fills in.
  * - The drawing pad: the digit is centred and scaled as MNIST digits are, binarised,
  *   padded to 32x32, encoded (`model.encode`, posterior mean) and grown.
  *
@@ -18,19 +21,30 @@
  * data-steps-per-second, data-sample (growths started), data-grid (the grid's side),
  * data-version / data-drawn (the state's version and the version the canvas shows),
  * data-tensors (tf.memory().numTensors), data-runs (growths and regrowths started) and
- * data-sps-run (the run the steps/s readout measured), data-software-gpu.
+ * data-sps-run (the run the steps/s readout measured), data-software-gpu, data-model (the
+ * model of the shown state), data-grow-model / data-heal-model, and the regrowth measure
+ * data-l0 / data-ld / data-lr (nats) and data-recovery.
  *
  * Run it with `npx vite examples/browser`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { VNCA, damage, doubleCells, step } from '../../src/index.js';
+import { VNCA, damage, doubleCells, pretrainedUrl, step } from '../../src/index.js';
 import { backendNote, describeBackend, startBackend } from './backend.js';
 
 /**
- * The model the page loads, a folder under models/ (served at `./models/` by vite.config.ts);
- * `?model=<url of a model.json>` overrides it. Any saved `VNCA` works: doubling or not.
+ * The two models the page loads, folders under models/ (served at `./models/` by
+ * vite.config.ts; `VNCA.load` reads the weights file names from each model.json).
+ *
+ * - `GROW_MODEL` grows the samples and the drawn digits: the doubling VNCA, the better one
+ *   for samples. `?model=<url of a model.json>` overrides it (any saved `VNCA` works).
+ * - `HEAL_MODEL` runs the damage and inpaint modes: the non-doubling VNCA trained from a pool
+ *   of damaged states, the one that heals. `?heal-model=<url>` overrides it. The first cut or
+ *   mark on a digit of the grow model hands the digit over: the shown image (binarised,
+ *   cropped or padded to the heal model's `imageSize`) is encoded by the heal model and grown
+ *   by it from the posterior mean, as `measureRegeneration` does.
  */
-const MODEL_NAME = 'mnist-small';
+const GROW_MODEL = 'mnist-small';
+const HEAL_MODEL = 'mnist-regen';
 
 // ---------------------------------------------------------------------------------------
 // Page elements
@@ -61,6 +75,9 @@ const spsLabel = el<HTMLSpanElement>('sps');
 const phaseLabel = el<HTMLSpanElement>('phase');
 const backendNoteLine = el<HTMLParagraphElement>('backend-note');
 const modelInfo = el<HTMLParagraphElement>('model-info');
+const healInfo = el<HTMLParagraphElement>('heal-info');
+const measureLine = el<HTMLParagraphElement>('measure');
+const padSeenLabel = el<HTMLSpanElement>('pad-seen');
 const debugLine = el<HTMLParagraphElement>('debug');
 
 const gridCtx = gridCanvas.getContext('2d')!;
@@ -68,9 +85,9 @@ const overlayCtx = overlay.getContext('2d')!;
 const padCtx = pad.getContext('2d', { willReadFrequently: true })!;
 const padInputCtx = padInput.getContext('2d')!;
 
-/** Radius, in cells of a 32x32 grid, of the damage brush and of the inpainting marker. */
-const DAMAGE_RADIUS = 3;
-const MARK_RADIUS = 2;
+/** Radius, as a fraction of the grid side, of the damage brush and of the inpainting marker. */
+const DAMAGE_RADIUS = 3.5 / 28;
+const MARK_RADIUS = 2 / 28;
 
 // ---------------------------------------------------------------------------------------
 // What runs: the model, the current cell states and the queue of operations still to do
@@ -84,7 +101,19 @@ interface Run {
   done: number;
 }
 
+/** The model of `state` (the grow model or the heal model). */
 let model: VNCA | null = null;
+/** The doubling model for samples and drawings, and the model that heals (damage, inpaint). */
+let growModel: VNCA | null = null;
+let healModel: VNCA | null = null;
+const modelNames = new Map<VNCA, string>();
+/**
+ * The page's regeneration measure, as `measureRegeneration` defines it: x is the image the
+ * heal model encoded (binary), L0 = log p(x | grown state), Ld = log p(x | state right after
+ * the last cut), Lr = log p(x | state after the regrowth); recovery = (Lr - Ld) / (L0 - Ld).
+ */
+interface Measure { x: tf.Tensor4D; l0: number; ld: number | null; lr: number | null }
+let measured: Measure | null = null;
 /** Current cell states `[1, h, w, zSize]`; this module owns it. */
 let state: tf.Tensor4D | null = null;
 let run: Run | null = null;
@@ -153,9 +182,11 @@ function defaultRegrowSteps(m: VNCA): number {
   return m.config.growth === 'fixed' ? m.config.stepsRange[0] : m.config.stepsPerDoubling;
 }
 
-/** Starts growing from latents `z` `[1, zSize]` (taken over and disposed). */
+/** Starts growing from latents `z` `[1, zSize]` of the grow model (taken over and disposed). */
 function startGrowth(z: tf.Tensor2D): void {
-  const m = model!;
+  const m = growModel!;
+  model = m;
+  setMeasure(null);
   const s = m.seedSize;
   const zSize = m.config.zSize;
   const seed = tf.tidy(() => tf.tile(tf.reshape(z, [1, 1, 1, zSize]), [1, s, s, 1]) as tf.Tensor4D);
@@ -173,9 +204,9 @@ const seedParam = new URLSearchParams(location.search).get('seed');
 const baseSeed = seedParam !== null && /^\d+$/.test(seedParam) ? Number(seedParam) : undefined;
 
 function newSample(): void {
-  if (!model) return;
+  if (!growModel) return;
   const seed = baseSeed === undefined ? undefined : baseSeed + sampleCount;
-  startGrowth(tf.randomNormal([1, model.config.zSize], 0, 1, 'float32', seed) as tf.Tensor2D);
+  startGrowth(tf.randomNormal([1, growModel.config.zSize], 0, 1, 'float32', seed) as tf.Tensor2D);
 }
 
 /** One operation of the current run. */
@@ -186,7 +217,83 @@ function advance(): void {
   setState(op === 'double' ? doubleCells(state!) : step(m.rule, state!, { pUpdate: m.config.pUpdate }));
   r.done++;
   if (op === 'step') totalSteps++;
-  if (r.done >= r.ops.length) run = null;
+  if (r.done >= r.ops.length) {
+    run = null;
+    if (r.kind === 'regrow' && measured) {
+      measured.lr = logLikelihood(state!, measured.x);
+      showMeasure();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The regeneration measure of the page
+
+/** log p(x | state) of the heal model, nats. */
+function logLikelihood(s: tf.Tensor4D, x: tf.Tensor4D): number {
+  return tf.tidy(() => healModel!.logLikelihood(s, x).dataSync()[0]!);
+}
+
+function setMeasure(next: Measure | null): void {
+  if (measured && measured !== next) measured.x.dispose();
+  measured = next;
+  showMeasure();
+}
+
+/** The readout under the grid and data-l0 / data-ld / data-lr / data-recovery on <body>. */
+function showMeasure(): void {
+  const m = measured;
+  const fmt = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : v.toFixed(1));
+  const recovery = m && m.ld !== null && m.lr !== null ? (m.lr - m.ld) / (m.l0 - m.ld) : null;
+  body.dataset.l0 = m ? m.l0.toFixed(3) : '';
+  body.dataset.ld = m?.ld != null ? m.ld.toFixed(3) : '';
+  body.dataset.lr = m?.lr != null ? m.lr.toFixed(3) : '';
+  body.dataset.recovery = recovery === null ? '' : recovery.toFixed(3);
+  if (!m) {
+    measureLine.textContent = `Regrowth measure: cut the digit (damage mode) to hand it to ${HEAL_MODEL} and measure its recovery.`;
+    return;
+  }
+  measureLine.textContent = `log p(x | state), ${HEAL_MODEL}: grown ${fmt(m.l0)} · after the cut ${fmt(m.ld)} · regrown ${fmt(m.lr)} nats`
+    + ` · recovery ${recovery === null ? '–' : `${Math.round(100 * recovery)}%`}`;
+}
+
+/**
+ * Hands the shown digit of the grow model to the heal model: binarised, cropped (or padded)
+ * to its image size, encoded, grown from the posterior mean. Returns false if not possible now.
+ */
+function handOver(): boolean {
+  if (!healModel || !state || !model) return false;
+  if (model === healModel) return true;
+  if (run?.kind === 'grow') return false; // a growth of the grow model is still running
+  const heal = healModel;
+  const from = model;
+  const size = heal.config.imageSize;
+  const x = tf.tidy(() => {
+    const img = tf.cast(tf.greater(from.render(state!), 0.5), 'float32') as tf.Tensor4D;
+    const side = img.shape[1];
+    if (side === size) return img;
+    if (side > size) {
+      const o = Math.floor((side - size) / 2);
+      return tf.slice(img, [0, o, o, 0], [1, size, size, -1]) as tf.Tensor4D;
+    }
+    const o = Math.floor((size - side) / 2);
+    return tf.pad(img, [[0, 0], [o, size - side - o], [o, size - side - o], [0, 0]]) as tf.Tensor4D;
+  });
+  const grown = tf.tidy(() => {
+    const q = heal.encode(x);
+    const s = heal.decode(q.mean as tf.Tensor2D, { seed: 1 });
+    q.dispose();
+    return s;
+  });
+  model = heal;
+  run = null;
+  setState(grown);
+  inpaintMask = new Float32Array(size * size);
+  setMeasure({ x, l0: logLikelihood(grown, x), ld: null, lr: null });
+  const regrow = String(defaultRegrowSteps(heal));
+  if (!Array.from(regrowSelect.options).some((o) => o.value === regrow)) regrowSelect.add(new Option(`${regrow} steps`, regrow));
+  regrowSelect.value = regrow;
+  return true;
 }
 
 function speedLimit(): number {
@@ -303,6 +410,8 @@ function updateReadouts(): void {
 
   const grid = state ? `${state.shape[1]}×${state.shape[2]}` : '';
   body.dataset.grid = state ? String(state.shape[1]) : '';
+  const name = model ? modelNames.get(model) ?? '' : '';
+  body.dataset.model = name;
   let phase = '';
   if (status === 'loading') phase = 'loading model…';
   else if (status === 'inpainting') phase = 'inpainting…';
@@ -311,8 +420,8 @@ function updateReadouts(): void {
     const stepsDone = run.ops.slice(0, run.done).filter((o) => o === 'step').length;
     const stepsAll = run.ops.filter((o) => o === 'step').length;
     const what = run.kind === 'grow' ? 'growing' : 'regrowing';
-    phase = `${paused ? 'paused, ' : ''}${what} · step ${stepsDone}/${stepsAll} · grid ${grid}`;
-  } else if (state) phase = `${paused ? 'paused · ' : ''}grown · grid ${grid} · sample ${sampleCount}`;
+    phase = `${paused ? 'paused, ' : ''}${what} · ${name} · step ${stepsDone}/${stepsAll} · grid ${grid}`;
+  } else if (state) phase = `${paused ? 'paused · ' : ''}grown · ${name} · grid ${grid} · sample ${sampleCount}`;
   phaseLabel.textContent = phase;
 
   const mem = tf.memory();
@@ -345,10 +454,15 @@ function gridPosition(e: PointerEvent): { u: number; v: number } {
 }
 
 function damageAt(u: number, v: number): void {
-  if (!model || !state) return;
+  if (!model || !state || !handOver()) return;
   const [, h, w] = state.shape;
-  const radius = Math.max(1, (DAMAGE_RADIUS * h) / model.config.imageSize);
+  const radius = Math.max(1, DAMAGE_RADIUS * h);
   setState(damage(state, { shape: 'circle', centerY: v * h - 0.5, centerX: u * w - 0.5, radius }));
+  if (measured) {
+    measured.ld = logLikelihood(state, measured.x);
+    measured.lr = null;
+    showMeasure();
+  }
   // Every cut restarts the regrowth count (a cut during growth leaves the growth running).
   if (!run || run.kind === 'regrow') {
     startRun({ kind: 'regrow', ops: new Array<Op>(Number(regrowSelect.value)).fill('step'), done: 0 });
@@ -357,12 +471,13 @@ function damageAt(u: number, v: number): void {
 }
 
 function markAt(u: number, v: number): void {
-  if (!model) return;
+  if (!model || !handOver()) return;
   const size = model.config.imageSize;
   const cy = v * size - 0.5, cx = u * size - 0.5;
+  const r = MARK_RADIUS * size;
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
-      if ((y - cy) ** 2 + (x - cx) ** 2 <= MARK_RADIUS ** 2) inpaintMask[y * size + x] = 1;
+      if ((y - cy) ** 2 + (x - cx) ** 2 <= r ** 2) inpaintMask[y * size + x] = 1;
     }
   }
   drawMarks();
@@ -433,8 +548,10 @@ async function inpaintMarked(): Promise<void> {
     return s;
   });
   const values = await filled.data();
+  const xNext = tf.tidy(() => tf.cast(tf.greater(filled, 0.5), 'float32') as tf.Tensor4D);
   tf.dispose([mask, x, filled]);
   setState(grown);
+  setMeasure({ x: xNext, l0: logLikelihood(grown, xNext), ld: null, lr: null });
   paint(values, size, size);
   drawnVersion = version;
   body.dataset.drawn = String(version);
@@ -536,8 +653,8 @@ function padImage(size: number): Float32Array | null {
 }
 
 function growDrawing(): void {
-  if (!model) return;
-  const m = model;
+  if (!growModel) return;
+  const m = growModel;
   const size = m.config.imageSize;
   const image = padImage(size);
   if (!image) return;
@@ -574,12 +691,13 @@ pauseButton.addEventListener('click', () => {
   if (paused && run) setStatus('paused');
   else if (!paused && status === 'paused') setStatus(run ? (run.kind === 'grow' ? 'growing' : 'regrowing') : 'done');
 });
+const DAMAGE_HINT = `Drag across the digit to cut cells away, then watch ${HEAL_MODEL} regrow them. The first cut hands the digit`
+  + ` to ${HEAL_MODEL}, a VNCA trained on damaged digits: it encodes the digit and grows it on its own 28×28 grid.`;
+const INPAINT_HINT = `Paint over the part to replace, then fill it (${HEAL_MODEL}): the known pixels are kept, the marked ones grow anew.`;
 document.querySelectorAll<HTMLInputElement>('input[name="mode"]').forEach((radio) => {
   radio.addEventListener('change', () => {
     inpaintControls.hidden = mode() !== 'inpaint';
-    modeHint.textContent = mode() === 'inpaint'
-      ? 'Paint over the part to replace, then fill it: the known pixels are kept, the marked ones grow anew.'
-      : 'Drag across the digit to cut cells away, then watch the automaton regrow them (this model was never trained on damage: it regrows only in part).';
+    modeHint.textContent = mode() === 'inpaint' ? INPAINT_HINT : DAMAGE_HINT;
     if (mode() === 'damage') clearInpaintMask();
   });
 });
@@ -603,20 +721,38 @@ async function main(): Promise<void> {
   backendNoteLine.textContent = note;
   backendNoteLine.hidden = note === '';
 
-  const url = new URLSearchParams(location.search).get('model')
-    ?? new URL(`models/${MODEL_NAME}/model.json`, document.baseURI).href;
+  const params = new URLSearchParams(location.search);
+  const growUrl = params.get('model') ?? pretrainedUrl(GROW_MODEL, new URL('models', document.baseURI).href);
+  const healUrl = params.get('heal-model') ?? pretrainedUrl(HEAL_MODEL, new URL('models', document.baseURI).href);
   // An explicit handler: bundlers may tree-shake the module that registers the http:// scheme.
-  model = await VNCA.load(tf.io.http(url));
-  const c = model.config;
+  [growModel, healModel] = await Promise.all([VNCA.load(tf.io.http(growUrl)), VNCA.load(tf.io.http(healUrl))]);
+  const shortName = (url: string, name: string): string => (url.includes(`models/${name}/`) ? name : url);
+  modelNames.set(growModel, shortName(growUrl, GROW_MODEL));
+  modelNames.set(healModel, shortName(healUrl, HEAL_MODEL));
+  model = growModel;
+  const c = growModel.config;
   inpaintMask = new Float32Array(c.imageSize * c.imageSize);
-  const regrow = String(defaultRegrowSteps(model));
+  const regrow = String(defaultRegrowSteps(healModel));
   if (!Array.from(regrowSelect.options).some((o) => o.value === regrow)) regrowSelect.add(new Option(`${regrow} steps`, regrow));
   regrowSelect.value = regrow;
-  const steps = growthPlan(model).filter((o) => o === 'step').length;
-  modelInfo.textContent = `Model: ${url.includes(`models/${MODEL_NAME}/`) ? `models/${MODEL_NAME}` : url} · zSize ${c.zSize} · ${model.countParams().toLocaleString('en-US')} parameters`
-    + ` · ${steps} update steps, ${model.seedSize}×${model.seedSize} → ${c.imageSize}×${c.imageSize}`;
+  padSeenLabel.textContent = `what the encoder of ${modelNames.get(growModel)} sees: ${c.imageSize}×${c.imageSize}, binarised`;
+  modelInfo.textContent = describeModel(growModel, 'samples, drawings');
+  healInfo.textContent = describeModel(healModel, 'damage and inpaint modes');
+  body.dataset.growModel = modelNames.get(growModel);
+  body.dataset.healModel = modelNames.get(healModel);
+  modeHint.textContent = mode() === 'inpaint' ? INPAINT_HINT : DAMAGE_HINT;
+  showMeasure();
   newSample();
   requestAnimationFrame((t) => void tick(t));
+}
+
+function describeModel(m: VNCA, use: string): string {
+  const c = m.config;
+  const steps = growthPlan(m).filter((o) => o === 'step').length;
+  const how = c.growth === 'doubling'
+    ? `doubling, ${steps} update steps, ${m.seedSize}×${m.seedSize} → ${c.imageSize}×${c.imageSize}`
+    : `fixed ${c.imageSize}×${c.imageSize} grid, ${c.stepsRange[0]}–${c.stepsRange[1]} steps, regrowth ${defaultRegrowSteps(m)} steps`;
+  return `${use}: ${modelNames.get(m)} · zSize ${c.zSize} · ${m.countParams().toLocaleString('en-US')} parameters · ${how}`;
 }
 
 window.addEventListener('unhandledrejection', (e) => fail(e.reason));
