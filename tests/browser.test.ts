@@ -13,7 +13,8 @@
  *
  * Needs /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it). Without it
  * the test is skipped, except in CI (`CI` set), where it must run.
- * Screenshots go to tests/artifacts/browser-*.png.
+ * Screenshots go to tests/artifacts/browser-*.png (browser-vnca-*.png: the automaton's card
+ * alone, the pictures in docs/img).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -118,8 +119,8 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
 
   beforeAll(async () => {
     if (missingChromium) throw new Error(`${CHROMIUM_PATH} is missing: apt-get install -y chromium (.ci/run does it)`);
-    if (!existsSync(join(modelsDir, 'mnist-small/model.json'))) {
-      throw new Error(`${modelsDir}/mnist-small/model.json is missing: run npx tsx tools/convert-shipped.ts`);
+    for (const name of ['mnist-small', 'mnist-regen']) {
+      if (!existsSync(join(modelsDir, name, 'model.json'))) throw new Error(`${modelsDir}/${name}/model.json is missing`);
     }
     mkdirSync(artifacts, { recursive: true });
     outDir = mkdtempSync(join(tmpdir(), 'vnca-browser-'));
@@ -231,7 +232,9 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
     expect(l0 - ld, 'nats lost to the cut').toBeGreaterThan(10);
     const damaged = await readCells(page);
     expect(damaged.length).toBe(28 * 28);
+    await expect(page.locator('#heal-seen').isVisible(), 'the digit given to mnist-regen is shown').resolves.toBe(true);
     await page.screenshot({ path: join(artifacts, 'browser-04-damaged.png'), fullPage: true });
+    await page.locator('section.card').first().screenshot({ path: join(artifacts, 'browser-vnca-damaged.png') });
 
     // Resume at 20 steps/s: the regrowth runs the model's 32 steps, one per tick, on screen.
     await page.selectOption('#speed', '20');
@@ -240,10 +243,12 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
       null, { timeout: 20_000, polling: 20 });
     const mid = await readCells(page);
     await page.screenshot({ path: join(artifacts, 'browser-05-regrowing.png'), fullPage: true });
+    await page.locator('section.card').first().screenshot({ path: join(artifacts, 'browser-vnca-regrowing.png') });
     await page.selectOption('#speed', 'max');
     const done = await waitIdle(page);
     const regrown = await readCells(page);
     await page.screenshot({ path: join(artifacts, 'browser-06-regrown.png'), fullPage: true });
+    await page.locator('section.card').first().screenshot({ path: join(artifacts, 'browser-vnca-regrown.png') });
 
     // The steps/s readout measured this regrowth, not the growth before it.
     expect(done.spsRun, 'run measured by the steps/s readout').toBe(done.runs);
@@ -298,6 +303,7 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
     await waitIdle(page);
     const after = await readCells(page);
     await page.screenshot({ path: join(artifacts, 'browser-09-inpainted.png'), fullPage: true });
+    await page.locator('section.card').first().screenshot({ path: join(artifacts, 'browser-vnca-inpainted.png') });
     expectDigitLike(after, 'inpainted digit');
     // Cells far from the marked region show the binarised image: pure background or pure ink,
     // the same as before wherever the image was clear.

@@ -78,6 +78,9 @@ const modelInfo = el<HTMLParagraphElement>('model-info');
 const healInfo = el<HTMLParagraphElement>('heal-info');
 const measureLine = el<HTMLParagraphElement>('measure');
 const padSeenLabel = el<HTMLSpanElement>('pad-seen');
+const healSeen = el<HTMLDivElement>('heal-seen');
+const healInput = el<HTMLCanvasElement>('heal-input');
+const healSeenLabel = el<HTMLSpanElement>('heal-seen-label');
 const debugLine = el<HTMLParagraphElement>('debug');
 
 const gridCtx = gridCanvas.getContext('2d')!;
@@ -238,6 +241,25 @@ function setMeasure(next: Measure | null): void {
   if (measured && measured !== next) measured.x.dispose();
   measured = next;
   showMeasure();
+  healSeen.hidden = next === null;
+  if (next) drawBinary(healInput, next.x.dataSync(), next.x.shape[1]);
+}
+
+/** Draws a square binary image `[size * size]` onto a canvas, scaled up without smoothing. */
+function drawBinary(canvas: HTMLCanvasElement, values: ArrayLike<number>, size: number): void {
+  const tmp = document.createElement('canvas');
+  tmp.width = size;
+  tmp.height = size;
+  const tctx = tmp.getContext('2d')!;
+  const image = tctx.createImageData(size, size);
+  for (let i = 0; i < size * size; i++) {
+    image.data.fill(values[i]! > 0.5 ? 255 : 0, 4 * i, 4 * i + 3);
+    image.data[4 * i + 3] = 255;
+  }
+  tctx.putImageData(image, 0, 0);
+  const ctx = canvas.getContext('2d')!;
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
 }
 
 /** The readout under the grid and data-l0 / data-ld / data-lr / data-recovery on <body>. */
@@ -735,6 +757,7 @@ async function main(): Promise<void> {
   const regrow = String(defaultRegrowSteps(healModel));
   if (!Array.from(regrowSelect.options).some((o) => o.value === regrow)) regrowSelect.add(new Option(`${regrow} steps`, regrow));
   regrowSelect.value = regrow;
+  healSeenLabel.textContent = `what ${modelNames.get(healModel)} was given: ${healModel.config.imageSize}×${healModel.config.imageSize}, binarised (the x of the measure)`;
   padSeenLabel.textContent = `what the encoder of ${modelNames.get(growModel)} sees: ${c.imageSize}×${c.imageSize}, binarised`;
   modelInfo.textContent = describeModel(growModel, 'samples, drawings');
   healInfo.textContent = describeModel(healModel, 'damage and inpaint modes');

@@ -5,10 +5,11 @@
  *   npx vite build examples/browser        # static site in examples/browser/dist
  *
  * Two pages: index.html (grow digits with the shipped VNCA) and train.html (train a
- * GrowingNCA on your own picture, in a worker). They import the library's source (../../src/index.ts). The shipped model
- * (models/mnist-small/ at the repository root) is served at `./models/` by the plugin
- * below, in dev and in the build; the wasm backend's .wasm files come in through `?url`
- * imports in main.ts.
+ * GrowingNCA on your own picture, in a worker). They import the library's source (../../src/index.ts). The shipped models
+ * (models/ at the repository root: mnist-small grows the samples, mnist-regen runs the damage
+ * and inpaint modes) are served at `./models/` by the plugin below, in dev and in the build,
+ * whatever their weights files are called (each model.json names its own); the wasm
+ * backend's .wasm files come in through `?url` imports in main.ts.
  */
 import { defineConfig, type Plugin } from 'vite';
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
