@@ -275,6 +275,10 @@ function showMeasure(): void {
     measureLine.textContent = `Regrowth measure: cut the digit (damage mode) to hand it to ${HEAL_MODEL} and measure its recovery.`;
     return;
   }
+  if (m.ld === null) {
+    measureLine.textContent = `log p(x | state), ${HEAL_MODEL}: grown ${fmt(m.l0)} nats · cut it (damage mode) to measure its regrowth`;
+    return;
+  }
   measureLine.textContent = `log p(x | state), ${HEAL_MODEL}: grown ${fmt(m.l0)} · after the cut ${fmt(m.ld)} · regrown ${fmt(m.lr)} nats`
     + ` · recovery ${recovery === null ? '–' : `${Math.round(100 * recovery)}%`}`;
 }
