@@ -356,15 +356,15 @@ export async function trainAndReport(o: TrainOptions): Promise<void> {
 /**
  * Trains with `model.trainStep` from `startStep` to `steps`, showing loss, KL, steps/s and
  * ETA, and checkpoints every `checkpointEvery` steps and at the end with
- * `model.save(fileSystem(dir, { metadata: { progress } }))`: the step counter is saved in
- * `model.json` beside the weights, and the save is atomic as a whole, so a run killed at any
+ * `model.save(fileSystem(dir, { metadata: { progress } }), { includeOptimizer: true })`: the
+ * step counter (in `model.json`) and Adam's state are saved with the weights, and the save is atomic as a whole, so a run killed at any
  * point leaves the previous checkpoint or the new one, weights and step together. A copy of
  * the progress goes to `progress.json` afterwards, for people and older readers;
  * {@link readCheckpointProgress} prefers model.json's.
  *
  * Each step's batch comes from a generator seeded with (seed, step), so a resumed run draws
- * the same batches as an uninterrupted one. (Adam's moment estimates are not saved: they
- * start again from zero after a resume.)
+ * the same batches as an uninterrupted one, and `VNCA.load` restores Adam's moments and step,
+ * so a resumed run continues the same curve (a sample pool, if any, refills).
  *
  * @returns The mean loss and KL of the last (up to 10) steps, and how many steps that is.
  */
@@ -390,7 +390,7 @@ export async function train(o: TrainOptions): Promise<{ loss: number; kl: number
       const record: CheckpointProgress = {
         step, seed: o.seed, batchSize: o.batchSize, loss: sum / count, savedAt: new Date().toISOString(),
       };
-      await o.model.save(fileSystem(o.checkpointDir, { metadata: { progress: record } }));
+      await o.model.save(fileSystem(o.checkpointDir, { metadata: { progress: record } }), { includeOptimizer: true });
       writeFileAtomic(join(o.checkpointDir, 'progress.json'), `${JSON.stringify(record, null, 2)}\n`);
       sum = 0;
       count = 0;

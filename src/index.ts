@@ -40,7 +40,7 @@ export { elbo, elboLoss, iwae, natsToBitsPerDim, bitsPerDimToNats, type ElboResu
 export { Encoder, registerEncoder, type EncoderOptions } from './vae/Encoder.js';
 export {
   VNCA, NON_DOUBLING_MNIST, type VNCAOptions, type VNCAConfig, type TrainStepResult, type FitProgress, type FitOptions,
-  type EvaluateResult, type UpdateRuleClass, type GradientOptions, type Gradients,
+  type EvaluateResult, type UpdateRuleClass, type GradientOptions, type Gradients, type SaveOptions,
 } from './vae/VNCA.js';
 export type { EvaluateOptions } from './vae/evaluate.js';
 export type { InpaintOptions } from './vae/inpainting.js';
