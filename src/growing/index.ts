@@ -4,6 +4,5 @@
  * @module
  */
 export { GrowingNCA } from './GrowingNCA.js';
-export type {
-  GrowingNCAOptions, GrowingNCAConfig, GrowingTrainStepResult, GrowingRunOptions,
-} from './GrowingNCA.js';
+export type { GrowingTrainStepResult } from './GrowingNCA.js';
+export type { GrowingNCAOptions, GrowingNCAConfig, GrowingRunOptions } from './config.js';

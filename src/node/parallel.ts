@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { assertInt, assertRank, describe, VncaError } from '../core/errors.js';
 import { isBuiltInRule } from '../layers/registry.js';
 import { VNCA, type GradientOptions, type Gradients, type TrainStepResult } from '../vae/VNCA.js';
-import { checkGradientOptions, checkTrainingImages } from '../vae/training.js';
+import { checkGradientOptions, checkTrainingImages } from '../vae/trainingChecks.js';
 import { dataIdOf } from '../backend/tfjsInternals.js';
 import type { GradientsRequest, Reply, Request, SampleRequest } from './parallelProtocol.js';
 

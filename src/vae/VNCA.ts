@@ -1,8 +1,8 @@
 /** The {@link VNCA} model; training, objective, evaluation, inpainting and persistence live beside it. @module */
 import * as tf from '@tensorflow/tfjs-core';
-import { assertInt, assertState, describe, VncaError } from '../core/errors.js';
-import { damage, type DamageRegion } from '../core/damage.js';
-import { runSteps, ensureBuilt, type GrowResult } from '../growth/grow.js';
+import { assertState, describe, VncaError } from '../core/errors.js';
+import type { DamageRegion } from '../core/damage.js';
+import { ensureBuilt, type GrowResult } from '../growth/grow.js';
 import { UpdateRule } from '../layers/UpdateRule.js';
 import { ResidualUpdateRule } from '../layers/ResidualUpdateRule.js';
 import { DiagonalGaussian } from './distributions.js';
@@ -12,13 +12,15 @@ import { Encoder } from './Encoder.js';
 import { resolveConfig, type UpdateRuleClass, type VNCAConfig, type VNCAOptions } from './config.js';
 import { elboTerms, type ElboTerms } from './objective.js';
 import {
-  Trainer, checkGradientOptions, checkTrainingImages, type FitOptions, type GradientOptions, type Gradients, type TrainStepResult,
+  Trainer, type FitOptions, type GradientOptions, type Gradients, type TrainStepResult,
 } from './training.js';
-import { checkImages, checkLatents, asSingleImage } from './checks.js';
+import { checkTrainingBatch } from './trainingChecks.js';
+import { checkImages } from './checks.js';
 import { inpaint, type InpaintOptions } from './inpainting.js';
 import { evaluate, type EvaluateOptions, type EvaluateResult } from './evaluate.js';
+import { decodeLatents, interpolateImages, reconstructImages, regenerateStates, sampleImages } from './generation.js';
 import {
-  fromArtifacts, fromCheckpoint, fromPyTorch, loadArtifacts, namedWeights, saveModel, setNamedWeights, type PyTorchOptions,
+  checkSaveOptions, fromArtifacts, fromPyTorch, loadModel, namedWeights, saveModel, setNamedWeights, type PyTorchOptions,
   type SaveOptions,
 } from './persistence.js';
 
@@ -163,15 +165,7 @@ export class VNCA {
   decode(z: tf.Tensor2D, options: { returnStates?: boolean; steps?: number; seed?: number } = {}): tf.Tensor4D | Required<GrowResult> {
     const fn = 'VNCA.decode';
     this.checkNotDisposed(fn);
-    checkLatents(this.config, z, fn);
-    if (options.steps !== undefined) assertInt(options.steps, fn, 'options.steps', 0);
-    const seed = this.seedGrid(z);
-    try {
-      const res = this.rollout(seed, { returnStates: options.returnStates, steps: options.steps, seed: options.seed });
-      return options.returnStates ? (res as Required<GrowResult>) : res.state;
-    } finally {
-      seed.dispose();
-    }
+    return decodeLatents(this, z, options, fn);
   }
 
   /**
@@ -206,13 +200,7 @@ export class VNCA {
   sample(n: number, options: { seed?: number } = {}): tf.Tensor4D {
     const fn = 'VNCA.sample';
     this.checkNotDisposed(fn);
-    assertInt(n, fn, 'n', 1);
-    if (options.seed !== undefined) assertInt(options.seed, fn, 'options.seed');
-    return tf.tidy(() => {
-      const z = tf.randomNormal([n, this.config.zSize], 0, 1, 'float32', options.seed) as tf.Tensor2D;
-      const state = this.decode(z, { seed: options.seed });
-      return this.render(state);
-    });
+    return sampleImages(this, n, options, fn);
   }
 
   /**
@@ -224,13 +212,7 @@ export class VNCA {
   reconstruct(x: tf.Tensor4D): tf.Tensor4D {
     const fn = 'VNCA.reconstruct';
     this.checkNotDisposed(fn);
-    checkImages(this.config, x, fn);
-    const q = this.encode(x);
-    try {
-      return tf.tidy(() => this.render(this.decode(q.mean as tf.Tensor2D)));
-    } finally {
-      q.dispose();
-    }
+    return reconstructImages(this, x, fn);
   }
 
   /**
@@ -244,27 +226,7 @@ export class VNCA {
   interpolate(x1: tf.Tensor, x2: tf.Tensor, n: number): tf.Tensor4D {
     const fn = 'VNCA.interpolate';
     this.checkNotDisposed(fn);
-    assertInt(n, fn, 'n', 2);
-    const a = asSingleImage(this.config, x1, fn, 'x1');
-    const b = asSingleImage(this.config, x2, fn, 'x2');
-    try {
-      const pair = tf.concat([a, b]) as tf.Tensor4D;
-      const q = this.encode(pair);
-      pair.dispose();
-      try {
-        return tf.tidy(() => {
-          const [m1, m2] = tf.split(q.mean, 2);
-          const t = tf.reshape(tf.linspace(0, 1, n), [n, 1]);
-          const z = tf.add(tf.mul(tf.sub(1, t), m1!), tf.mul(t, m2!)) as tf.Tensor2D;
-          return this.render(this.decode(z));
-        });
-      } finally {
-        q.dispose();
-      }
-    } finally {
-      a.dispose();
-      b.dispose();
-    }
+    return interpolateImages(this, x1, x2, n, fn);
   }
 
   /** Batch-mean ELBO terms of a batch with one posterior sample each (see objective.ts). @internal */
@@ -295,9 +257,7 @@ export class VNCA {
   computeGradients(batch: tf.Tensor4D, options: GradientOptions = {}): Gradients {
     const fn = 'VNCA.computeGradients';
     this.checkNotDisposed(fn);
-    checkImages(this.config, batch, fn, 'batch');
-    checkTrainingImages(batch, fn, 'batch');
-    checkGradientOptions(options, batch.shape[0], this.config.zSize, fn);
+    checkTrainingBatch(this.config, batch, options, fn);
     return this.trainer.computeGradients(batch, options);
   }
 
@@ -335,9 +295,7 @@ export class VNCA {
   trainStep(batch: tf.Tensor4D, options: GradientOptions = {}): TrainStepResult {
     const fn = 'VNCA.trainStep';
     this.checkNotDisposed(fn);
-    checkImages(this.config, batch, fn, 'batch');
-    checkTrainingImages(batch, fn, 'batch');
-    checkGradientOptions(options, batch.shape[0], this.config.zSize, fn);
+    checkTrainingBatch(this.config, batch, options, fn);
     return this.trainer.trainStep(batch, options);
   }
 
@@ -406,17 +364,7 @@ export class VNCA {
   regenerate(state: tf.Tensor4D, region: DamageRegion, options: { steps?: number; returnStates?: boolean; seed?: number } = {}): GrowResult {
     const fn = 'VNCA.regenerate';
     this.checkNotDisposed(fn);
-    assertState(state, fn);
-    const c = this.config;
-    if (state.shape[3] !== c.zSize) throw new VncaError(fn, 'state', `must have ${c.zSize} channels, but got ${state.shape[3]}.`);
-    const steps = options.steps ?? this.growthPlan.regrowthSteps(c);
-    assertInt(steps, fn, 'options.steps', 0);
-    const damaged = damage(state, region);
-    try {
-      return runSteps(this.rule, damaged, { steps, pUpdate: c.pUpdate, returnStates: options.returnStates, seed: options.seed });
-    } finally {
-      damaged.dispose();
-    }
+    return regenerateStates(this, state, region, options, fn);
   }
 
   /**
@@ -462,10 +410,7 @@ export class VNCA {
   async save(target: string | tf.io.IOHandler, options: SaveOptions = {}): Promise<tf.io.SaveResult> {
     const fn = 'VNCA.save';
     this.checkNotDisposed(fn);
-    if (typeof options !== 'object' || options === null) throw new VncaError(fn, 'options', `must be an object, but got ${describe(options)}.`);
-    if (options.includeOptimizer !== undefined && typeof options.includeOptimizer !== 'boolean') {
-      throw new VncaError(fn, 'options.includeOptimizer', `must be a boolean, but got ${describe(options.includeOptimizer)}.`);
-    }
+    checkSaveOptions(options, fn);
     const training = options.includeOptimizer ? await this.trainer.checkpoint() : undefined;
     return saveModel(this, target, fn, training);
   }
@@ -490,19 +435,7 @@ export class VNCA {
   static async load(
     source: string | tf.io.IOHandler, options: { updateRules?: UpdateRuleClass[] } = {},
   ): Promise<VNCA> {
-    const fn = 'VNCA.load';
-    const artifacts = await loadArtifacts(source, fn);
-    const { model, training } = fromCheckpoint((o) => new VNCA(o), artifacts, options, fn);
-    if (!training) return model;
-    try {
-      await model.trainer.restore(training);
-    } catch (e) {
-      model.dispose();
-      throw e;
-    } finally {
-      tf.dispose([...training.m, ...training.v]);
-    }
-    return model;
+    return loadModel((o) => new VNCA(o), source, options, 'VNCA.load', (model, training) => model.trainer.restore(training));
   }
 
   /**

@@ -76,6 +76,14 @@ export function namedWeights(model: PersistableModel): { name: string; variable:
   return out;
 }
 
+/** Checks the {@link SaveOptions} of a save: an object, `includeOptimizer` a boolean. @internal */
+export function checkSaveOptions(options: SaveOptions, fn: string): void {
+  if (typeof options !== 'object' || options === null) throw new VncaError(fn, 'options', `must be an object, but got ${describe(options)}.`);
+  if (options.includeOptimizer !== undefined && typeof options.includeOptimizer !== 'boolean') {
+    throw new VncaError(fn, 'options.includeOptimizer', `must be a boolean, but got ${describe(options.includeOptimizer)}.`);
+  }
+}
+
 /**
  * Saves the configuration and weights through a tfjs IO handler or URL scheme
  * (`localstorage://`, `indexeddb://`, `downloads://`, `http(s)://`, `tf.io.withSaveHandler`,
@@ -281,4 +289,26 @@ export function setNamedWeights(model: PersistableModel, tensors: tf.NamedTensor
 export async function loadArtifacts(source: string | tf.io.IOHandler, fn: string): Promise<tf.io.ModelArtifacts> {
   const handler = resolveHandler(source, 'load', fn);
   return handler.load!();
+}
+
+/**
+ * {@link VNCA.load}: the model saved at `source`, and the training run saved with it handed
+ * to `restore` (the model is disposed if that fails; the saved tensors are disposed). @internal
+ */
+export async function loadModel<M extends PersistableModel>(
+  build: (options: VNCAOptions) => M, source: string | tf.io.IOHandler, options: { updateRules?: UpdateRuleClass[] }, fn: string,
+  restore: (model: M, training: SavedTraining) => Promise<void>,
+): Promise<M> {
+  const artifacts = await loadArtifacts(source, fn);
+  const { model, training } = fromCheckpoint(build, artifacts, options, fn);
+  if (!training) return model;
+  try {
+    await restore(model, training);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    tf.dispose([...training.m, ...training.v]);
+  }
+  return model;
 }

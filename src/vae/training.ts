@@ -6,14 +6,18 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { assertInt, assertOneOf, assertRank, assertTensor, describe, VncaError } from '../core/errors.js';
+import { assertInt, assertOneOf, assertTensor, describe, VncaError } from '../core/errors.js';
 import { SamplePool, damageSubset, type PoolSample } from '../core/SamplePool.js';
 import { mulberry32 } from '../core/random.js';
 import { enableWasmTraining } from '../backend/wasm/register.js';
 import { globalNorm } from './clip.js';
+import { adamFromState, createAdam, readAdamState } from './optimizerState.js';
+import { checkTrainingImages } from './trainingChecks.js';
 import type { VNCAConfig } from './config.js';
 import type { ElboTerms } from './objective.js';
 import type { GrowthPlan } from './growthPlan.js';
+
+export { adamEpsilon } from './optimizerState.js';
 
 /** Plain numbers from one training step. @category VAE */
 export interface TrainStepResult {
@@ -133,18 +137,6 @@ export function batchSampler(n: number, batchSize: number, shuffle: 'epoch' | 'r
   };
 }
 
-/**
- * Adam's epsilon for a config on the current backend: `adamEpsilon`, or for `'auto'` 1e-8
- * (PyTorch's default and the reference's; tfjs's Adam would take the backend's epsilon, 1e-7
- * on cpu and wasm, which moves clipped steps by up to 1.7%) unless the backend's epsilon is
- * larger than 1e-7, which means 16-bit floats (WebGL without float32 textures: 1e-4), where
- * 1e-8 rounds to 0: then the backend's. @internal
- */
-export function adamEpsilon(c: VNCAConfig): number {
-  if (c.adamEpsilon !== 'auto') return c.adamEpsilon;
-  const backendEpsilon = tf.backend().epsilon();
-  return backendEpsilon > 1e-7 ? backendEpsilon : 1e-8;
-}
 
 /** What a {@link Trainer} needs of its model. @internal */
 export interface TrainableModel {
@@ -155,44 +147,6 @@ export interface TrainableModel {
   trainStep(batch: tf.Tensor4D): TrainStepResult;
 }
 
-export function checkGradientOptions(options: GradientOptions, batch: number, zSize: number, fn: string): void {
-  if (typeof options !== 'object' || options === null) {
-    throw new VncaError(fn, 'options', `must be an object, but got ${describe(options)}.`);
-  }
-  if (options.seed !== undefined) assertInt(options.seed, fn, 'options.seed');
-  if (options.steps !== undefined) assertInt(options.steps, fn, 'options.steps', 0);
-  if (options.noise !== undefined) {
-    assertRank(options.noise, 2, fn, 'options.noise', '[batch, zSize]');
-    const [nb, nz] = options.noise.shape;
-    if (options.noise.dtype !== 'float32' || nb !== batch || nz !== zSize) {
-      throw new VncaError(fn, 'options.noise', `must be a float32 tensor of shape [${batch}, ${zSize}], but got ${describe(options.noise)}.`);
-    }
-    const sum = tf.tidy(() => tf.sum(options.noise!));
-    const value = sum.dataSync()[0]!;
-    sum.dispose();
-    // The sum of a tensor is NaN or ±Infinity when any value is (for noise of normal size).
-    if (!Number.isFinite(value)) throw new VncaError(fn, 'options.noise', `must be finite, but it holds NaN or ±Infinity (its sum is ${value}).`);
-  }
-}
-
-/**
- * Training images are checked at the public boundary before any work: at least one image, and
- * every value finite and in [0, 1] (binary for `'bernoulli'`, k/255 for `'dmol'`). One read of
- * three reductions (min, max, sum: sum catches NaN where a backend's min/max skips it), no
- * copy of the batch. @internal
- */
-export function checkTrainingImages(x: tf.Tensor, fn: string, arg: string): void {
-  if (x.shape[0] === 0) throw new VncaError(fn, arg, 'must hold at least one image, but got a batch of 0.');
-  const stats = tf.tidy(() => tf.stack([tf.min(x), tf.max(x), tf.sum(x)]));
-  const [lo, hi, sum] = stats.dataSync() as Float32Array;
-  stats.dispose();
-  if (lo! < 0 || hi! > 1) {
-    throw new VncaError(fn, arg, `must hold values in [0, 1], but its values range over [${lo}, ${hi}].`);
-  }
-  if (!Number.isFinite(sum!) || Number.isNaN(lo!) || Number.isNaN(hi!)) {
-    throw new VncaError(fn, arg, 'must hold finite values in [0, 1], but it holds NaN.');
-  }
-}
 
 /** Seed of every Trainer's rollout rng. */
 const RNG_SEED = 0x5eed;
@@ -392,7 +346,7 @@ export class Trainer {
     const c = this.model.config;
     const gradNorm = globalNorm(grads);
     if (!Number.isFinite(gradNorm) || !Number.isFinite(loss)) return { gradNorm, skipped: true };
-    this.optimizer ??= tf.train.adam(c.learningRate, c.adamBeta1, c.adamBeta2, adamEpsilon(c));
+    this.optimizer ??= createAdam(c);
     const scale = c.clipNorm > 0 && gradNorm > c.clipNorm ? c.clipNorm / gradNorm : 1;
     const scaled = scale === 1 ? null : tf.tidy(() => {
       const out: tf.NamedTensorMap = {};
@@ -474,11 +428,7 @@ export class Trainer {
   async checkpoint(): Promise<TrainingCheckpoint & { m: tf.Tensor[]; v: tf.Tensor[] }> {
     const numbers = { step: this.stepCount, rngDraws: this.rngDraws };
     if (!this.optimizer) return { ...numbers, adamIterations: 0, m: [], v: [] };
-    const [iter, ...moments] = await this.optimizer.getWeights();
-    const adamIterations = (await iter!.tensor.data())[0]!;
-    iter!.tensor.dispose();
-    const n = moments.length / 2;
-    return { ...numbers, adamIterations, m: moments.slice(0, n).map((w) => w.tensor), v: moments.slice(n).map((w) => w.tensor) };
+    return { ...numbers, ...(await readAdamState(this.optimizer)) };
   }
 
   /**
@@ -494,24 +444,7 @@ export class Trainer {
     for (let i = 0; i < state.rngDraws; i++) this.rngSource();
     this.rngDraws = state.rngDraws;
     if (state.m.length === 0) return;
-    const c = this.model.config;
-    const vars = this.model.trainableVariables;
-    const optimizer = tf.train.adam(c.learningRate, c.adamBeta1, c.adamBeta2, adamEpsilon(c));
-    const iter = tf.scalar(state.adamIterations, 'int32');
-    try {
-      // Adam makes its own variables from these (tensor.variable() shares the data), so the caller may dispose them.
-      await optimizer.setWeights([
-        { name: 'iter', tensor: iter },
-        ...state.m.map((t, i) => ({ name: `${vars[i]!.name}/m`, tensor: t })),
-        ...state.v.map((t, i) => ({ name: `${vars[i]!.name}/v`, tensor: t })),
-      ]);
-    } catch (e) {
-      optimizer.dispose();
-      throw e;
-    } finally {
-      iter.dispose();
-    }
-    this.optimizer = optimizer;
+    this.optimizer = await adamFromState(this.model.config, this.model.trainableVariables, state);
   }
 
   /** Frees the optimiser's state and the pool. */
