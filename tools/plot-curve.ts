@@ -17,9 +17,10 @@ const opts = new Command()
   .option('--title <text>', 'chart title', '')
   .option('--y-label <text>', 'y axis label', 'nats')
   .option('--mark <step:text...>', 'vertical marker lines')
+  .option('--y-max <n>', 'top of the y axis: larger values are drawn at the top (cut off)', Number)
   .requiredOption('--out <file>', 'output .svg')
   .parse()
-  .opts<{ csv: string; columns: string; labels?: string; title: string; yLabel: string; mark?: string[]; out: string }>();
+  .opts<{ csv: string; columns: string; labels?: string; title: string; yLabel: string; mark?: string[]; yMax?: number; out: string }>();
 
 const [head, ...rows] = readFileSync(opts.csv, 'utf8').trim().split('\n').map((l) => l.split(','));
 const col = (name: string) => {
@@ -30,7 +31,7 @@ const col = (name: string) => {
 const steps = col('step');
 const names = opts.columns.split(',');
 const labels = opts.labels ? opts.labels.split(',') : names;
-const series = names.map(col);
+const series = names.map(col).map((s) => (opts.yMax === undefined ? s : s.map((v) => Math.min(v, opts.yMax!))));
 const W = 720, H = 360, L = 64, R = 16, T = 36, B = 44;
 const xMin = Math.min(...steps), xMax = Math.max(...steps);
 const all = series.flat().filter(Number.isFinite);
