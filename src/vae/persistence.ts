@@ -11,6 +11,7 @@ import {
 } from '../core/io.js';
 import type { UpdateRule } from '../layers/UpdateRule.js';
 import { buildRule } from '../layers/registry.js';
+import { ResidualUpdateRule } from '../layers/ResidualUpdateRule.js';
 import { parseSafetensors } from './safetensors.js';
 import { pytorchSizes, pytorchToNamedWeights } from './pytorch.js';
 import type { UpdateRuleClass, VNCAConfig, VNCAOptions } from './config.js';
@@ -150,9 +151,15 @@ export function fromCheckpoint<M extends PersistableModel>(
   // before anything is allocated: a hostile config cannot make the backend allocate gigabytes.
   const { specs, data } = checkModelArtifacts(artifacts, fn);
   const c = topo.config;
+  // hidden and nBlocks describe the built-in residual rule only; a custom rule brings its own sizes.
+  const ruleClass = (topo.updateRule as { className?: unknown } | undefined)?.className;
+  const residual = ruleClass === undefined || ruleClass === ResidualUpdateRule.className;
   checkDeclaredSizes(
-    { zSize: c.zSize, hidden: c.nBlocks === 0 ? undefined : c.hidden, encoderChannels: c.encoderChannels, imageChannels: c.imageChannels },
-    specs, fn, { nBlocks: c.nBlocks },
+    {
+      zSize: c.zSize, hidden: !residual || c.nBlocks === 0 ? undefined : c.hidden,
+      encoderChannels: c.encoderChannels, imageChannels: c.imageChannels,
+    },
+    specs, fn, residual ? { nBlocks: c.nBlocks } : {},
   );
   const updateRule = topo.updateRule !== undefined ? buildRule(topo.updateRule, options.updateRules ?? [], fn) : undefined;
   const model = build({ ...topo.config, ...(updateRule ? { updateRule } : {}) });
