@@ -115,7 +115,7 @@ function copyOf(values: tf.TypedArray, start = 0, end = values.length): Float32A
  * last call: any change counts, also by `model.trainStep` or `model.setNamedWeights`.
  *
  * Needs a model whose workers can rebuild it from `model.config`: a built-in update rule
- * ({@link ResidualUpdateRule}, {@link PerceptionUpdateRule}) and no sample pool (pool training
+ * (`ResidualUpdateRule`, `PerceptionUpdateRule`) and no sample pool (pool training
  * keeps its state on the main thread). With `workers: 0` any model works, and every method is
  * the model's own. Calls are queued: one runs at a time. Tensors passed in must stay alive
  * until the call's promise settles.
