@@ -200,6 +200,9 @@ def main():
         rng = np.random.default_rng(args.seed + step)
         torch.manual_seed(args.seed + step)
         log(f'resumed at step {step}')
+        if not os.path.exists(curve):  # a state brought from elsewhere (training-state/): a new curve file
+            with open(curve, 'w') as f:
+                f.write('step,seconds,loss,recon,kl,gradNorm\n')
     elif not args.time_only and not args.eval_only:
         with open(curve, 'w') as f:
             f.write('step,seconds,loss,recon,kl,gradNorm\n')
