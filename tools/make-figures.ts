@@ -11,8 +11,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { PRETRAINED_NAMES, VNCA, type PretrainedName } from '../src/index.js';
-import { fileSystem, gatherImages, loadMnistDigits, pretrained, saveGif, savePngGrid } from '../src/node.js';
+import { loadModel } from '../src/cli/model.js';
+import { gatherImages, loadMnistDigits, saveGif, savePngGrid } from '../src/node.js';
 
 const opts = new Command()
   .option('--model <name|dir>', 'pretrained name or model folder', 'mnist-regen')
@@ -22,8 +22,7 @@ const opts = new Command()
   .opts<{ model: string; out: string; prefix: string }>();
 
 await tf.setBackend('wasm');
-const handler = (PRETRAINED_NAMES as readonly string[]).includes(opts.model) ? pretrained(opts.model as PretrainedName) : fileSystem(opts.model);
-const model = await VNCA.load(handler);
+const model = await loadModel(opts.model); // a shipped model's name or a folder, as the vnca command takes
 const side = model.config.imageSize;
 const test = loadMnistDigits({ split: 'test', pad: (side - 28) / 2 });
 // One held-out digit of each class 0..7.

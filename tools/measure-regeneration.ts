@@ -9,8 +9,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { Command } from 'commander';
-import { PRETRAINED_NAMES, VNCA, measureInpainting, measureRegeneration, type PretrainedName } from '../src/index.js';
-import { datasetToTensor, fileSystem, loadMnistDigits, pretrained, writeFileAtomic } from '../src/node.js';
+import { measureInpainting, measureRegeneration } from '../src/index.js';
+import { loadModel } from '../src/cli/model.js';
+import { datasetToTensor, loadMnistDigits, writeFileAtomic } from '../src/node.js';
 
 const opts = new Command()
   .option('--model <name|dir>', 'pretrained name or model folder', 'mnist-regen')
@@ -21,8 +22,7 @@ const opts = new Command()
   .opts<{ model: string; images: number; seed: number; out?: string }>();
 
 await tf.setBackend('wasm');
-const handler = (PRETRAINED_NAMES as readonly string[]).includes(opts.model) ? pretrained(opts.model as PretrainedName) : fileSystem(opts.model);
-const model = await VNCA.load(handler);
+const model = await loadModel(opts.model); // a shipped model's name or a folder, as the vnca command takes
 const pad = (model.config.imageSize - 28) / 2;
 const test = loadMnistDigits({ split: 'test', pad });
 const x = datasetToTensor(test, 0, Math.min(opts.images, test.count));

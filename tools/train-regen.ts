@@ -5,8 +5,8 @@
  *
  *   npx tsx tools/train-regen.ts --out .tmp/regen --deadline-utc 03:00   # new run, or resumes <out>
  *
- * Writes into --out: checkpoint/ (model.json, weights.bin, adam.json + adam.bin: the
- * optimiser's moments and step, progress.json), curve.csv (step, seconds, loss, recon, kl,
+ * Writes into --out: checkpoint/ (model.json and its weights with the optimiser's moments
+ * and step, `save(…, { includeOptimizer: true })`; progress.json), curve.csv (step, seconds, loss, recon, kl,
  * gradNorm: the mean over each --log-every steps). Copy the checkpoint to `models/` (and
  * `docs/img/regen-curve.csv`) when it is good.
  */
@@ -15,7 +15,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { NON_DOUBLING_MNIST, VNCA } from '../src/index.js';
+import { NON_DOUBLING_MNIST, VNCA, mulberry32, shuffleInPlace } from '../src/index.js';
 import { datasetToTensor, fileSystem, loadMnistDigits, writeFileAtomic } from '../src/node.js';
 import { float, int, positiveInt } from '../examples/common.js';
 
@@ -52,7 +52,6 @@ mkdirSync(ckpt, { recursive: true });
 const data = loadMnistDigits({ split: 'train', pad: 0 });
 const images = datasetToTensor(data);
 
-type Internals = { optimizer: tf.Optimizer | null };
 let model: VNCA;
 let step = 0;
 let seconds = 0;
@@ -61,22 +60,6 @@ if (existsSync(join(ckpt, 'progress.json'))) {
   model = await VNCA.load(fileSystem(ckpt));
   step = progress.step;
   seconds = progress.seconds;
-  if (existsSync(join(ckpt, 'adam.json'))) {
-    const specs: { name: string; shape: number[] }[] = JSON.parse(readFileSync(join(ckpt, 'adam.json'), 'utf8'));
-    const buf = readFileSync(join(ckpt, 'adam.bin'));
-    const all = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-    let at = 0;
-    const named = specs.map((s) => {
-      const n = s.shape.reduce((a, b) => a * b, 1);
-      const t = tf.tensor(all.slice(at, at + n), s.shape);
-      at += n;
-      return { name: s.name, tensor: t };
-    });
-    const opt = tf.train.adam(model.config.learningRate);
-    await opt.setWeights(named);
-    named.forEach((w) => w.tensor.dispose());
-    (model as unknown as Internals).optimizer = opt;
-  }
   console.log(`resumed ${ckpt} at step ${step}`);
 } else {
   model = new VNCA({
@@ -92,18 +75,8 @@ if (existsSync(join(ckpt, 'progress.json'))) {
 }
 
 async function checkpoint(): Promise<void> {
-  await model.save(fileSystem(ckpt));
-  const opt = (model as unknown as Internals).optimizer;
-  if (opt) {
-    const weights = await opt.getWeights();
-    const arrays = await Promise.all(weights.map((w) => w.tensor.data() as Promise<Float32Array>));
-    const total = arrays.reduce((a, v) => a + v.length, 0);
-    const all = new Float32Array(total);
-    let at = 0;
-    for (const a of arrays) { all.set(a, at); at += a.length; }
-    writeFileAtomic(join(ckpt, 'adam.bin'), Buffer.from(all.buffer));
-    writeFileAtomic(join(ckpt, 'adam.json'), JSON.stringify(weights.map((w) => ({ name: w.name, shape: w.tensor.shape }))));
-  }
+  // Weights, Adam's moments and step in one atomic save; VNCA.load restores them all.
+  await model.save(fileSystem(ckpt), { includeOptimizer: true });
   writeFileAtomic(join(ckpt, 'progress.json'), JSON.stringify({ step, seconds, batch: opts.batch, seed: opts.seed, savedAt: new Date().toISOString() }));
 }
 
@@ -111,10 +84,7 @@ async function checkpoint(): Promise<void> {
 function batchIndices(stepIndex: number): number[] {
   const perEpoch = Math.floor(data.count / opts.batch);
   const epoch = Math.floor(stepIndex / perEpoch);
-  let s = (opts.seed * 1_000_003 + epoch) >>> 0;
-  const rnd = () => { s = (s + 0x6d2b79f5) >>> 0; let t = s; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
-  const perm = Array.from({ length: data.count }, (_, i) => i);
-  for (let i = perm.length - 1; i > 0; i--) { const j = Math.floor(rnd() * (i + 1)); [perm[i], perm[j]] = [perm[j], perm[i]]; }
+  const perm = shuffleInPlace(Array.from({ length: data.count }, (_, i) => i), mulberry32(opts.seed * 1_000_003 + epoch));
   const at = (stepIndex % perEpoch) * opts.batch;
   return perm.slice(at, at + opts.batch);
 }

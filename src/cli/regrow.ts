@@ -47,13 +47,13 @@ export function regrowFrames(model: VNCA, o: RegrowOptions): Regrowth {
   const region: DamageRegion = o.shape === 'square'
     ? { shape: 'square', top: Math.round(mid - o.size / 2), left: Math.round(mid - o.size / 2), size: o.size }
     : { shape: 'circle', centerY: mid - 0.5, centerX: mid - 0.5, radius: o.size / 2 };
-  const c = model.config;
-  const steps = o.steps ?? (c.growth === 'doubling' ? c.stepsPerDoubling : c.stepsRange[0]);
   const z = o.images
     ? tf.tidy(() => { const q = model.encode(o.images!); const m = q.mean.clone(); q.dispose(); return m as tf.Tensor2D; })
     : tf.randomNormal([o.n, zSize], 0, 1, 'float32', o.seed) as tf.Tensor2D;
   const grown = model.decode(z, { seed: o.seed });
-  const { state, states } = model.regenerate(grown, region, { steps, returnStates: true, seed: o.seed });
+  // Without o.steps, regenerate runs the model's own default (its growth plan's regrowth steps).
+  const { state, states } = model.regenerate(grown, region, { steps: o.steps, returnStates: true, seed: o.seed });
+  const steps = states.length - 1;
   // states[0] is the damaged state, states[i] the state after i steps of regrowth.
   const frames = [model.render(grown), ...states.map((s) => model.render(s))];
   tf.dispose([z, grown, state, ...states]);
