@@ -11,6 +11,10 @@ import { BACKENDS, expectClose, useBackend } from './helpers/backends.js';
 import { VNCA, type VNCAOptions } from '../src/index.js';
 import { ParallelVNCA } from '../src/node.js';
 import { OneByOne } from './helpers/rules.js';
+import { enableWasmTraining } from '../src/backend/wasm/register.js';
+import {
+  disableRelaxedSimdKernels, enableRelaxedSimdKernels, isRelaxedSimdEnabled, isRelaxedSimdSupported,
+} from '../src/backend/relaxed/relaxedMatMul.js';
 
 /** A tiny doubling model: 8x8 images grown from 2x2 in 2 doublings. */
 const TINY: VNCAOptions = {
@@ -69,6 +73,9 @@ describe.each(BACKENDS)('ParallelVNCA on %s', (name) => {
     expect(par.workers).toBe(1);
     expect(par.backend).toBe(name);
     expect(par.model).toBe(model);
+    // The main thread has no relaxed-SIMD kernels on here, so neither has the worker.
+    expect(isRelaxedSimdEnabled()).toBe(false);
+    expect(par.relaxedSimd).toEqual([false]);
   });
 
   it("combines the gradients of a split batch into the whole batch's (by hand and across threads)", async () => {
@@ -202,6 +209,7 @@ describe.each(BACKENDS)('ParallelVNCA with workers: 0 on %s', (name) => {
     const reference = copyOf(model, TINY);
     const par = await ParallelVNCA.create(model, { workers: 0 });
     expect(par.workers).toBe(0);
+    expect(par.relaxedSimd).toEqual([]);
     const x = batchOf(3, 9);
     for (const seed of [1, 2]) expect(await par.trainStep(x, { seed })).toEqual(reference.trainStep(x, { seed }));
     expect(weightsOf(model)).toEqual(weightsOf(reference));
@@ -251,26 +259,98 @@ describe('ParallelVNCA errors and lifetime', () => {
   });
 });
 
+/**
+ * Above the relaxed-SIMD kernels' thresholds (1x1 products of at least 2^16 MACs, 16 input
+ * channels for a convolution): 16x16 images grown from 2x2, 32 channels.
+ */
+const ABOVE_THRESHOLDS: VNCAOptions = {
+  zSize: 32, hidden: 32, nBlocks: 1, encoderChannels: [16, 32], imageSize: 16, nDoublings: 3, stepsPerDoubling: 2,
+};
+
+// Runs where the runtime has relaxed SIMD (Node 22 and 24; on Node 20 it is skipped, and the
+// tests above check that the workers stay on XNNPACK).
+describe.skipIf(!isRelaxedSimdSupported())('ParallelVNCA with the relaxed-SIMD kernels (Node 22+)', () => {
+  let model: VNCA;
+  let reference: VNCA;
+  let par: ParallelVNCA;
+  beforeAll(async () => {
+    await useBackend('wasm');
+    enableWasmTraining();
+    expect(await enableRelaxedSimdKernels()).toBe(true);
+    model = new VNCA(ABOVE_THRESHOLDS);
+    reference = copyOf(model, ABOVE_THRESHOLDS);
+    par = await ParallelVNCA.create(model, { workers: 2 });
+  });
+  afterAll(async () => {
+    await par.dispose();
+    model.dispose();
+    reference.dispose();
+    disableRelaxedSimdKernels();
+  });
+
+  it('turns them on in every wasm worker, following the main thread', () => {
+    expect(par.relaxedSimd).toEqual([true, true]);
+  });
+
+  it("trains and samples like the main thread's model to float tolerance", async () => {
+    const x = tf.tidy(() => tf.cast(tf.greater(tf.randomUniform([6, 16, 16, 1], 0, 1, 'float32', 1), 0.5), 'float32') as tf.Tensor4D);
+    const noise = tf.randomNormal([6, 32], 0, 1, 'float32', 2) as tf.Tensor2D;
+    const full = model.computeGradients(x, { noise });
+    const split = await par.computeGradients(x, { noise });
+    expectClose(gradsOf(model, split.grads), gradsOf(model, full.grads), 1e-3, 1e-5);
+    expect(split.loss).toBeCloseTo(full.loss, 3);
+    for (const seed of [1, 2]) {
+      const want = reference.trainStep(x, { seed });
+      const got = await par.trainStep(x, { seed });
+      expect(got.loss).toBeCloseTo(want.loss, 3);
+      expect(got.gradNorm / want.gradNorm).toBeCloseTo(1, 4);
+      expectClose(weightsOf(model), weightsOf(reference), 1e-4, 1e-6);
+    }
+    const got = await par.sample(6, { seed: 3 });
+    const want = reference.sample(6, { seed: 3 });
+    expectClose(got.dataSync(), want.dataSync(), 1e-4, 1e-5);
+    // The model is above the kernels' thresholds: XNNPACK's rounding differs from theirs.
+    disableRelaxedSimdKernels();
+    const xnnpack = reference.sample(6, { seed: 3 });
+    expect(await enableRelaxedSimdKernels()).toBe(true);
+    expectClose(xnnpack.dataSync(), want.dataSync(), 1e-4, 1e-5);
+    expect(Array.from(xnnpack.dataSync())).not.toEqual(Array.from(want.dataSync()));
+    tf.dispose([x, noise, got, want, xnnpack, ...Object.values(full.grads), ...Object.values(split.grads)]);
+  });
+
+  it('leaves the workers on XNNPACK when the main thread turned the kernels off', async () => {
+    disableRelaxedSimdKernels();
+    const p = await ParallelVNCA.create(model, { workers: 1 });
+    expect(p.relaxedSimd).toEqual([false]);
+    await p.dispose();
+    expect(await enableRelaxedSimdKernels()).toBe(true);
+  });
+});
+
 describe('ParallelVNCA from the built package', () => {
   const root = new URL('..', import.meta.url).pathname;
   const body = `
     await tf.setBackend('wasm');
+    // True on Node 22+, false on Node 20: the worker must follow (vnca and vnca/node share the kernels' state).
+    const fma = await enableRelaxedSimdKernels();
     const m = new VNCA(${JSON.stringify(TINY)});
     const par = await ParallelVNCA.create(m, { workers: 1 });
     const x = tf.zeros([2, 8, 8, 1]);
     const r = await par.trainStep(x, { seed: 1 });
     const a = await par.sample(3, { seed: 1 });
     const b = m.sample(3, { seed: 1 });
-    console.log(JSON.stringify({ workers: par.workers, loss: r.loss, diff: tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] }));
+    console.log(JSON.stringify({ workers: par.workers, fma, relaxedSimd: par.relaxedSimd, loss: r.loss, diff: tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] }));
     await par.dispose();`;
   it.each([
-    ['ESM', ['--input-type=module', '-e', `import * as tf from '@tensorflow/tfjs-core'; import '@tensorflow/tfjs-backend-wasm'; import { VNCA } from 'vnca'; import { ParallelVNCA } from 'vnca/node'; ${body}`]],
-    ['CJS', ['-e', `const tf = require('@tensorflow/tfjs-core'); require('@tensorflow/tfjs-backend-wasm'); const { VNCA } = require('vnca'); const { ParallelVNCA } = require('vnca/node'); (async () => { ${body} })();`]],
+    ['ESM', ['--input-type=module', '-e', `import * as tf from '@tensorflow/tfjs-core'; import '@tensorflow/tfjs-backend-wasm'; import { VNCA, enableRelaxedSimdKernels } from 'vnca'; import { ParallelVNCA } from 'vnca/node'; ${body}`]],
+    ['CJS', ['-e', `const tf = require('@tensorflow/tfjs-core'); require('@tensorflow/tfjs-backend-wasm'); const { VNCA, enableRelaxedSimdKernels } = require('vnca'); const { ParallelVNCA } = require('vnca/node'); (async () => { ${body} })();`]],
   ])('runs its worker thread on wasm through %s and exits', (_kind, args) => {
     const r = spawnSync(process.execPath, args as string[], { cwd: root, encoding: 'utf8', timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
     expect(out.workers).toBe(1);
+    expect(out.fma).toBe(isRelaxedSimdSupported());
+    expect(out.relaxedSimd).toEqual([out.fma]);
     expect(Number.isFinite(out.loss)).toBe(true);
     expect(out.diff).toBeLessThan(1e-5);
   });

@@ -14,6 +14,7 @@ import { isBuiltInRule } from '../layers/registry.js';
 import { VNCA, type GradientOptions, type Gradients, type TrainStepResult } from '../vae/VNCA.js';
 import { checkGradientOptions, checkTrainingImages } from '../vae/trainingChecks.js';
 import { dataIdOf } from '../backend/tfjsInternals.js';
+import { isRelaxedSimdEnabled } from '../backend/relaxed/relaxedMatMul.js';
 import type { GradientsRequest, Reply, Request, SampleRequest } from './parallelProtocol.js';
 
 /**
@@ -120,6 +121,13 @@ function copyOf(values: tf.TypedArray, start = 0, end = values.length): Float32A
  * the model's own. Calls are queued: one runs at a time. Tensors passed in must stay alive
  * until the call's promise settles.
  *
+ * Kernels are registered per thread, so the workers follow the main thread: if
+ * `isRelaxedSimdEnabled()` (the relaxed-SIMD FMA kernels of `enableRelaxedSimdKernels()`) is
+ * true when {@link ParallelVNCA.create} runs, each wasm worker calls `enableWasmTraining()` and
+ * `enableRelaxedSimdKernels()` itself; {@link ParallelVNCA.relaxedSimd} says, per worker,
+ * whether they are on. Enable them on the main thread before `create`: a later change there
+ * does not reach workers already made.
+ *
  * Whether it pays depends on the model and the machine: see docs/parallel.md. The workers
  * are idle threads between calls; {@link ParallelVNCA.dispose} ends them.
  *
@@ -143,6 +151,13 @@ export class ParallelVNCA {
   readonly model: VNCA;
   /** The workers' backend (the main thread's when there are no workers). */
   readonly backend: string;
+  /**
+   * Per worker thread, in order, whether it runs the relaxed-SIMD FMA kernels
+   * (`enableRelaxedSimdKernels()`): `true` when the main thread had them on at
+   * {@link ParallelVNCA.create}, the workers run wasm and the runtime has relaxed SIMD
+   * (Node 22+); `false` otherwise. Empty with `workers: 0`.
+   */
+  readonly relaxedSimd: readonly boolean[];
   private readonly threads: Thread[];
   private nextId = 1;
   private version = 0;
@@ -150,10 +165,11 @@ export class ParallelVNCA {
   private chain: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
-  private constructor(model: VNCA, backend: string, threads: Thread[]) {
+  private constructor(model: VNCA, backend: string, threads: Thread[], relaxedSimd: boolean[] = []) {
     this.model = model;
     this.backend = backend;
     this.threads = threads;
+    this.relaxedSimd = relaxedSimd;
   }
 
   /** Number of worker threads (the main thread not counted). */
@@ -207,11 +223,12 @@ export class ParallelVNCA {
     const rule = { className: ctor.className!, config: JSON.parse(JSON.stringify(model.rule.getConfig())) as Record<string, unknown> };
     const entry = workerEntry();
     const threads: Thread[] = [];
-    const par = new ParallelVNCA(model, backend, threads);
+    const relaxedSimd: boolean[] = [];
+    const par = new ParallelVNCA(model, backend, threads, relaxedSimd);
     try {
       for (let i = 0; i < workers; i++) threads.push(par.startThread(entry, i + 1));
       const ready = await Promise.all(threads.map((t) => par.request(t, {
-        type: 'init', id: par.nextId++, backend, backendModule, config: c, rule,
+        type: 'init', id: par.nextId++, backend, backendModule, config: c, rule, relaxedSimd: isRelaxedSimdEnabled(),
       })));
       const weightShapes = model.namedWeights().map((w) => w.variable.shape);
       const trainableShapes = model.trainableVariables.map((v) => v.shape);
@@ -221,7 +238,9 @@ export class ParallelVNCA {
         if (JSON.stringify(r.weightShapes) !== JSON.stringify(weightShapes) || JSON.stringify(r.trainableShapes) !== JSON.stringify(trainableShapes)) {
           throw new Error('the model rebuilt in the worker has other weights than the main thread\'s');
         }
+        relaxedSimd.push(r.relaxedSimd);
       }
+      Object.freeze(relaxedSimd);
     } catch (e) {
       par.disposed = true;
       await Promise.all(threads.map((t) => t.worker.terminate()));

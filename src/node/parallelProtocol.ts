@@ -19,6 +19,11 @@ export interface InitRequest {
   config: VNCAConfig;
   /** The update rule's class name (a built-in one) and `getConfig()`. */
   rule: { className: string; config: Record<string, unknown> };
+  /**
+   * Whether the main thread runs the relaxed-SIMD FMA kernels (`isRelaxedSimdEnabled()` when
+   * the workers are made): a wasm worker then enables them too (kernels are registered per thread).
+   */
+  relaxedSimd: boolean;
 }
 
 /** New weights: every weight of `namedWeights()`, in order, packed into one array. No reply. @internal */
@@ -57,7 +62,7 @@ export type Request = InitRequest | WeightsRequest | GradientsRequest | SampleRe
 
 /** A worker's answer. @internal */
 export type Reply =
-  | { type: 'ready'; id: number; backend: string; weightShapes: number[][]; trainableShapes: number[][] }
+  | { type: 'ready'; id: number; backend: string; relaxedSimd: boolean; weightShapes: number[][]; trainableShapes: number[][] }
   | { type: 'gradients'; id: number; grads: Float32Array; loss: number; reconstruction: number; kl: number }
   | { type: 'sample'; id: number; images: Float32Array; shape: [number, number, number, number] }
   | { type: 'error'; id: number; message: string };

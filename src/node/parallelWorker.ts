@@ -12,6 +12,8 @@ import { VNCA } from '../vae/VNCA.js';
 import { ResidualUpdateRule } from '../layers/ResidualUpdateRule.js';
 import { PerceptionUpdateRule } from '../layers/PerceptionUpdateRule.js';
 import type { UpdateRule } from '../layers/UpdateRule.js';
+import { enableWasmTraining } from '../backend/wasm/register.js';
+import { enableRelaxedSimdKernels } from '../backend/relaxed/relaxedMatMul.js';
 import type { GradientsRequest, InitRequest, Reply, Request, SampleRequest } from './parallelProtocol.js';
 
 const port = parentPort;
@@ -40,6 +42,13 @@ async function init(req: InitRequest): Promise<Reply> {
   // tfjs-node" banner, if any, was the main thread's to show, not each worker's again.
   const backend = tf.backend() as unknown as { firstUse?: boolean };
   if (typeof backend.firstUse === 'boolean') backend.firstUse = false;
+  // Kernels are registered per thread: a wasm worker follows the main thread's relaxed-SIMD
+  // (FMA) kernels, after the training kernels so that the 3x3 filter gradient is replaced too.
+  let relaxedSimd = false;
+  if (req.relaxedSimd && tf.getBackend() === 'wasm') {
+    enableWasmTraining();
+    relaxedSimd = await enableRelaxedSimdKernels();
+  }
   const classes = [ResidualUpdateRule, PerceptionUpdateRule];
   const cls = classes.find((c) => c.className === req.rule.className);
   if (!cls) throw new Error(`update rule '${req.rule.className}' is not a built-in rule`);
@@ -49,6 +58,7 @@ async function init(req: InitRequest): Promise<Reply> {
     type: 'ready',
     id: req.id,
     backend: tf.getBackend(),
+    relaxedSimd,
     weightShapes: model.namedWeights().map((w) => w.variable.shape),
     trainableShapes: model.trainableVariables.map((v) => v.shape),
   };
