@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { DamageRegion, VNCA } from '../index.js';
+import { tfSeed } from '../core/random.js';
 
 /** Options of {@link regrowFrames}. */
 export interface RegrowOptions {
@@ -49,7 +50,7 @@ export function regrowFrames(model: VNCA, o: RegrowOptions): Regrowth {
     : { shape: 'circle', centerY: mid - 0.5, centerX: mid - 0.5, radius: o.size / 2 };
   const z = o.images
     ? tf.tidy(() => { const q = model.encode(o.images!); const m = q.mean.clone(); q.dispose(); return m as tf.Tensor2D; })
-    : tf.randomNormal([o.n, zSize], 0, 1, 'float32', o.seed) as tf.Tensor2D;
+    : tf.randomNormal([o.n, zSize], 0, 1, 'float32', tfSeed(o.seed)) as tf.Tensor2D;
   const grown = model.decode(z, { seed: o.seed });
   // Without o.steps, regenerate runs the model's own default (its growth plan's regrowth steps).
   const { state, states } = model.regenerate(grown, region, { steps: o.steps, returnStates: true, seed: o.seed });

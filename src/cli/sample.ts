@@ -4,6 +4,7 @@ import { saveGif, savePngGrid } from '../node.js';
 import { useBackend, type BackendName } from './backend.js';
 import { loadModel } from './model.js';
 import { since } from './progress.js';
+import { tfSeed } from '../core/random.js';
 
 /** Flags of `vnca sample`. */
 export interface SampleFlags {
@@ -15,7 +16,7 @@ export async function sample(o: SampleFlags): Promise<void> {
   await useBackend(o.backend);
   const model = await loadModel(o.model);
   const start = performance.now();
-  const z = tf.randomNormal([o.n, model.config.zSize], 0, 1, 'float32', o.seed) as tf.Tensor2D;
+  const z = tf.randomNormal([o.n, model.config.zSize], 0, 1, 'float32', tfSeed(o.seed)) as tf.Tensor2D;
   const { state, states } = model.decode(z, { returnStates: true, seed: o.seed });
   const images = model.render(state);
   const { imageSize } = model.config;

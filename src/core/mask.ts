@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { VncaError, assertInt, assertNumber, assertState, assertTensor, describe } from './errors.js';
+import { tfSeed } from './random.js';
 
 /**
  * Draws the stochastic cell-update mask: one Bernoulli(`pUpdate`) draw per cell,
@@ -27,7 +28,7 @@ export function cellMask(shape: [number, number, number], pUpdate: number, seed?
   if (pUpdate === 1) return tf.ones([b, h, w, 1]);
   if (pUpdate === 0) return tf.zeros([b, h, w, 1]);
   return tf.tidy(() => {
-    const u = tf.randomUniform([b, h, w, 1], 0, 1, 'float32', seed);
+    const u = tf.randomUniform([b, h, w, 1], 0, 1, 'float32', tfSeed(seed));
     return tf.cast(tf.less(u, pUpdate), 'float32') as tf.Tensor4D;
   });
 }

@@ -55,3 +55,22 @@ export function shuffleInPlace<T extends {
   }
   return values;
 }
+
+/** What seed 0 is handed to tfjs as (see {@link tfSeed}). */
+const ZERO_SEED = '0';
+
+/**
+ * The seed to hand to a tfjs random op (`tf.randomNormal`, `tf.randomUniform`, ...) for a
+ * user's integer seed. tfjs's normal draws test the seed for truthiness, so `0` means "no
+ * seed" there and gives fresh randomness on every call, while `tf.randomUniform` seeds its
+ * generator with `String(seed)`, `'0'` included. Every tfjs op seeds its generator (alea)
+ * with the seed's string, so handing over the string `'0'` makes seed 0 reproducible in
+ * every op and leaves every other seed as it was (and `tf.randomUniform`'s seed 0 as it was).
+ * Every place in vnca that passes a seed to tfjs goes through here. @internal
+ */
+export function tfSeed(seed: number | undefined): number | undefined {
+  // tfjs-core 4.22 rand_util.ts: MPRandGauss / RandGamma: `seed ? seed : Math.random()`, then
+  // `alea(seedValue.toString())`; UniformRandom: `alea(typeof seed === 'number' ? seed.toString() : seed)`.
+  // tests/seeds.test.ts checks this against the installed tfjs.
+  return seed === 0 ? (ZERO_SEED as unknown as number) : seed;
+}

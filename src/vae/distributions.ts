@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { assertInt, assertRank, assertTensor, describe, VncaError } from '../core/errors.js';
+import { tfSeed } from '../core/random.js';
 
 /** log(2π) / 2, the constant of every Gaussian log-density. */
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
@@ -119,7 +120,7 @@ export class DiagonalGaussian {
     this.assertLive(fn);
     return tf.tidy(() => {
       const [b, d] = this.mean.shape;
-      const eps = tf.randomNormal([k, b, d], 0, 1, 'float32', seed);
+      const eps = tf.randomNormal([k, b, d], 0, 1, 'float32', tfSeed(seed));
       return tf.add(this.mean, tf.mul(tf.exp(this.logStd), eps)) as tf.Tensor3D;
     });
   }
@@ -215,5 +216,5 @@ export function sampleStandardNormal(shape: [number, number], seed?: number): tf
   assertInt(shape[0], fn, 'shape[0]', 1);
   assertInt(shape[1], fn, 'shape[1]', 1);
   assertSeed(seed, fn);
-  return tf.randomNormal(shape, 0, 1, 'float32', seed);
+  return tf.randomNormal(shape, 0, 1, 'float32', tfSeed(seed));
 }

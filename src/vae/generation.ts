@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { assertInt, assertState, VncaError } from '../core/errors.js';
 import { damage, type DamageRegion } from '../core/damage.js';
+import { tfSeed } from '../core/random.js';
 import { runSteps, type GrowResult } from '../growth/grow.js';
 import { checkImages, checkLatents, asSingleImage } from './checks.js';
 import type { VNCA } from './VNCA.js';
@@ -31,7 +32,7 @@ export function sampleImages(model: VNCA, n: number, options: { seed?: number },
   assertInt(n, fn, 'n', 1);
   if (options.seed !== undefined) assertInt(options.seed, fn, 'options.seed');
   return tf.tidy(() => {
-    const z = tf.randomNormal([n, model.config.zSize], 0, 1, 'float32', options.seed) as tf.Tensor2D;
+    const z = tf.randomNormal([n, model.config.zSize], 0, 1, 'float32', tfSeed(options.seed)) as tf.Tensor2D;
     const state = model.decode(z, { seed: options.seed });
     return model.render(state);
   });

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { assertRank, assertTensor, describe, VncaError } from '../core/errors.js';
+import { tfSeed } from '../core/random.js';
 
 /** Throws unless `seed` is undefined or a finite number. */
 function assertSeed(seed: unknown, fn: string): asserts seed is number | undefined {
@@ -83,7 +84,7 @@ export function bernoulliSample<T extends tf.Tensor>(logits: T, seed?: number): 
   assertFloatBatched(logits, fn, 'logits');
   assertSeed(seed, fn);
   return tf.tidy(() => {
-    const u = tf.randomUniform(logits.shape, 0, 1, 'float32', seed);
+    const u = tf.randomUniform(logits.shape, 0, 1, 'float32', tfSeed(seed));
     return tf.cast(tf.less(u, tf.sigmoid(logits)), 'float32') as T;
   });
 }
@@ -265,13 +266,13 @@ export function discretizedMixLogisticSample(params: tf.Tensor4D, seed?: number)
     const { logits, channels } = unpackParams(params, n);
     const eps = 1e-5;
     // Gumbel-max: argmax(logits - log(-log u)) is a draw from softmax(logits).
-    const uMix = tf.randomUniform([b, h, w, n], eps, 1 - eps, 'float32', seed); // drawn even for n = 1, so seeds line up
+    const uMix = tf.randomUniform([b, h, w, n], eps, 1 - eps, 'float32', tfSeed(seed)); // drawn even for n = 1, so seeds line up
     const gumbel = tf.neg(tf.log(tf.neg(tf.log(uMix))));
     const oneHot = n === 1
       ? tf.onesLike(logits) // tf.oneHot needs depth >= 2
       : tf.cast(tf.oneHot(tf.argMax(tf.add(logits, gumbel), -1), n), 'float32');
     // Logistic noise for the three channels: log u - log(1 - u).
-    const u = tf.randomUniform([b, h, w, 3], eps, 1 - eps, 'float32', seed === undefined ? undefined : seed + 1);
+    const u = tf.randomUniform([b, h, w, 3], eps, 1 - eps, 'float32', tfSeed(seed === undefined ? undefined : seed + 1));
     const noise = tf.sub(tf.log(u), tf.log1p(tf.neg(u)));
     const [n0, n1, n2] = tf.split(noise, 3, 3);
     const draw = (c: ChannelParams, nz: tf.Tensor): { base: tf.Tensor; coeff: tf.Tensor } => ({

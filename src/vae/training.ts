@@ -52,7 +52,8 @@ export interface GradientOptions {
    * The noise eps itself, float32 `[batch, zSize]` (overrides `seed`; not disposed). Row `i` is
    * image `i`'s, so the rows of a split batch with the matching rows of one noise tensor give
    * the same per-image terms as the whole batch. `tf.randomNormal([batch, zSize], 0, 1,
-   * 'float32', s)` is the noise that `seed: s` draws.
+   * 'float32', s)` is the noise that `seed: s` draws, for s other than 0 (tfjs reads seed 0
+   * as no seed; vnca hands it to tfjs as the string `'0'`, so `seed: 0` is reproducible too).
    */
   noise?: tf.Tensor2D;
   /**
