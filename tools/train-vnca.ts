@@ -1,9 +1,15 @@
 /**
- * Trains the damage-trained non-doubling VNCA shipped as `models/mnist-regen` with the
- * library's own trainer (`VNCA.trainStep`, sample pool with damage), checkpointing so that
- * it resumes where it stopped:
+ * Trains a VNCA with the library's own trainer (`VNCA.trainStep`, or `ParallelVNCA` with
+ * --workers), checkpointing so that it resumes where it stopped. A new run builds the
+ * damage-trained non-doubling VNCA of `models/mnist-regen` (sample pool with damage);
+ * `--from` fine-tunes a shipped model or a model folder instead (its own config: pool and
+ * damage only if it has them):
  *
- *   npx tsx tools/train-regen.ts --out .tmp/regen --deadline-utc 03:00   # new run, or resumes <out>
+ *   npx tsx tools/train-vnca.ts --out .tmp/regen --deadline-utc 03:00                 # new run, or resumes <out>
+ *   npx tsx tools/train-vnca.ts --from mnist-small --lr 1e-4 --out .tmp/ft-small     # fine-tune a shipped model
+ *
+ * On the wasm backend it turns on vnca's relaxed-SIMD kernels where the runtime has them
+ * (Node 22+); the digits are padded to the model's image size (28: none, 32: 2 pixels).
  *
  * Writes into --out: checkpoint/ (model.json and its weights with the optimiser's moments
  * and step, `save(…, { includeOptimizer: true })`; progress.json), curve.csv (step, seconds, loss, recon, kl,
@@ -15,26 +21,30 @@ import '@tensorflow/tfjs-backend-wasm';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { NON_DOUBLING_MNIST, VNCA, mulberry32, shuffleInPlace } from '../src/index.js';
-import { datasetToTensor, fileSystem, loadMnistDigits, writeFileAtomic } from '../src/node.js';
+import { NON_DOUBLING_MNIST, VNCA, enableRelaxedSimdKernels, enableWasmTraining, mulberry32, shuffleInPlace } from '../src/index.js';
+import { ParallelVNCA, datasetToTensor, fileSystem, loadMnistDigits, writeFileAtomic } from '../src/node.js';
 import { float, int, positiveInt } from '../examples/common.js';
+import { loadModel } from '../src/cli/model.js';
 
 const opts = new Command()
-  .name('train-regen')
+  .name('train-vnca')
   .option('--out <dir>', 'output folder', '.tmp/regen')
+  .option('--from <model>', 'fine-tune this shipped model (name) or model folder instead of building a new one')
+  .option('--step-offset <n>', 'with --from: steps the model was trained for before (the curve continues from it)', int, 0)
+  .option('--workers <n>', 'ParallelVNCA worker threads besides the main one (0: train on the main thread)', int, 0)
   .option('--steps <n>', 'train until the step counter reaches this', positiveInt, 100_000)
   .option('--deadline-utc <hh:mm>', 'stop (with a checkpoint) at this UTC time')
   .option('--batch <n>', 'images per step', positiveInt, 32)
   .option('--z-size <n>', 'latent size = channels per cell', positiveInt, 32)
   .option('--hidden <n>', 'channels of the rule\'s hidden layer', positiveInt, 64)
   .option('--p-update <x>', 'cell update probability', float, 0.5)
-  .option('--lr <x>', 'Adam learning rate', float, 1e-3)
+  .option('--lr <x>', 'Adam learning rate (with --from: replaces the model\'s)', float)
   .option('--seed <n>', 'seed of the batch sampler', int, 0)
   .option('--ckpt-every <n>', 'steps between checkpoints', positiveInt, 25)
   .option('--log-every <n>', 'steps per curve.csv row', positiveInt, 10)
   .parse()
-  .opts<{ out: string; steps: number; deadlineUtc?: string; batch: number; zSize: number; hidden: number;
-    pUpdate: number; lr: number; seed: number; ckptEvery: number; logEvery: number }>();
+  .opts<{ out: string; from?: string; stepOffset: number; workers: number; steps: number; deadlineUtc?: string; batch: number; zSize: number; hidden: number;
+    pUpdate: number; lr?: number; seed: number; ckptEvery: number; logEvery: number }>();
 
 function deadline(text?: string): number {
   if (!text) return Infinity;
@@ -46,11 +56,12 @@ function deadline(text?: string): number {
 }
 
 await tf.setBackend('wasm');
+enableWasmTraining();
+const fma = await enableRelaxedSimdKernels();
+console.log(`node ${process.version}, wasm backend, relaxed-SIMD FMA kernels ${fma ? 'on' : 'off (this runtime lacks relaxed SIMD)'}`);
 const stopAt = deadline(opts.deadlineUtc);
 const ckpt = join(opts.out, 'checkpoint');
 mkdirSync(ckpt, { recursive: true });
-const data = loadMnistDigits({ split: 'train', pad: 0 });
-const images = datasetToTensor(data);
 
 let model: VNCA;
 let step = 0;
@@ -61,6 +72,15 @@ if (existsSync(join(ckpt, 'progress.json'))) {
   step = progress.step;
   seconds = progress.seconds;
   console.log(`resumed ${ckpt} at step ${step}`);
+} else if (opts.from) {
+  const shipped = await loadModel(opts.from);
+  // A fresh model with the shipped config (built-in rule; the new learning rate), its weights copied in.
+  model = new VNCA({ ...shipped.config, ...(opts.lr ? { learningRate: opts.lr } : {}) });
+  model.setNamedWeights(Object.fromEntries(shipped.namedWeights().map((w) => [w.name, w.variable])));
+  shipped.dispose();
+  step = opts.stepOffset;
+  writeFileAtomic(join(opts.out, 'curve.csv'), 'step,seconds,loss,recon,kl,gradNorm\n');
+  console.log(`fine-tuning ${opts.from} from step ${step}: ${model.countParams()} parameters, config ${JSON.stringify(model.config)}`);
 } else {
   model = new VNCA({
     ...NON_DOUBLING_MNIST,
@@ -68,7 +88,7 @@ if (existsSync(join(ckpt, 'progress.json'))) {
     hidden: opts.hidden,
     pUpdate: opts.pUpdate,
     encoderChannels: [16, 32, 64, 128, 256],
-    learningRate: opts.lr,
+    learningRate: opts.lr ?? 1e-3,
   });
   writeFileAtomic(join(opts.out, 'curve.csv'), 'step,seconds,loss,recon,kl,gradNorm\n');
   console.log(`new run: ${model.countParams()} parameters, config ${JSON.stringify(model.config)}`);
@@ -80,6 +100,10 @@ async function checkpoint(): Promise<void> {
   writeFileAtomic(join(ckpt, 'progress.json'), JSON.stringify({ step, seconds, batch: opts.batch, seed: opts.seed, savedAt: new Date().toISOString() }));
 }
 
+const data = loadMnistDigits({ split: 'train', pad: (model.config.imageSize - 28) / 2 });
+const images = datasetToTensor(data);
+const par = opts.workers > 0 ? await ParallelVNCA.create(model, { workers: opts.workers }) : null;
+
 // Batches: a fresh permutation each epoch, seeded by (seed, epoch), so a resumed run continues the same order.
 function batchIndices(stepIndex: number): number[] {
   const perEpoch = Math.floor(data.count / opts.batch);
@@ -89,12 +113,14 @@ function batchIndices(stepIndex: number): number[] {
   return perm.slice(at, at + opts.batch);
 }
 
+const firstStep = step;
+const firstSeconds = seconds;
 let acc = [0, 0, 0, 0];
 let n = 0;
 while (step < opts.steps && Date.now() < stopAt) {
   const t0 = performance.now();
   const batch = tf.tidy(() => tf.gather(images, tf.tensor1d(batchIndices(step), 'int32')) as tf.Tensor4D);
-  const r = model.trainStep(batch);
+  const r = par ? await par.trainStep(batch) : model.trainStep(batch);
   batch.dispose();
   step++;
   seconds += (performance.now() - t0) / 1000;
@@ -104,11 +130,12 @@ while (step < opts.steps && Date.now() < stopAt) {
   if (step % opts.logEvery === 0) {
     const m = acc.map((v) => v / n);
     appendFileSync(join(opts.out, 'curve.csv'), `${step},${seconds.toFixed(1)},${m.map((v) => v.toFixed(3)).join(',')}\n`);
-    console.log(`[${new Date().toISOString().slice(11, 19)}] step ${step}: loss ${m[0].toFixed(1)} recon ${m[1].toFixed(1)} kl ${m[2].toFixed(1)} |g| ${m[3].toFixed(0)}; ${(seconds / step).toFixed(2)} s/step; pool ${model.poolSize}`);
+    console.log(`[${new Date().toISOString().slice(11, 19)}] step ${step}: loss ${m[0].toFixed(1)} recon ${m[1].toFixed(1)} kl ${m[2].toFixed(1)} |g| ${m[3].toFixed(0)}; ${((seconds - firstSeconds) / (step - firstStep)).toFixed(2)} s/step; pool ${model.poolSize}`);
     acc = [0, 0, 0, 0];
     n = 0;
   }
   if (step % opts.ckptEvery === 0) await checkpoint();
 }
 await checkpoint();
+await par?.dispose();
 console.log(`stopped at step ${step}`);
