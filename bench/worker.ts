@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { VNCA, enableWasmTraining } from '../src/index.js';
+import { VNCA, enableRelaxedSimdKernels, enableWasmTraining, isRelaxedSimdEnabled } from '../src/index.js';
 import { ParallelVNCA } from '../src/node.js';
 import { KernelProbe, type Phase } from './probe.js';
 import { micro } from './micro.js';
@@ -88,13 +88,33 @@ function memoryAfter(probe: KernelProbe, baseBytes: number): MemoryReading {
   return m;
 }
 
+/**
+ * Turns on the relaxed-SIMD FMA kernels (after setup's `enableWasmTraining()`, so that the 3x3
+ * filter gradient is replaced too), or fails: a row labelled "FMA kernels" must have run them.
+ */
+async function relaxedSimdOrFail(job: TimedJob): Promise<void> {
+  if (job.backend !== 'wasm' || job.threads) throw new Error(`relaxedSimd rows run on the single-threaded wasm backend, not ${job.backend}${job.threads ? ` with ${job.threads} threads` : ''}`);
+  if (!(await enableRelaxedSimdKernels())) {
+    throw new Error(`FMA kernels off: Node ${process.version} has no relaxed SIMD (enableRelaxedSimdKernels() returned false; Node 22+ has it)`);
+  }
+  log(`relaxed-SIMD FMA kernels on (Node ${process.version})`);
+}
+
 async function timed(job: TimedJob): Promise<TimedResult> {
   await setup(job.backend, job.threads);
+  if (job.relaxedSimd) await relaxedSimdOrFail(job);
   const model = new VNCA(job.model.options);
   const c = model.config;
   const batch = job.kind === 'train' ? binaryImages(job.batch, c.imageSize, c.imageChannels, 1) : null;
-  // ParallelVNCA rows: the same calls, split over the main thread and `workers` worker threads.
+  // ParallelVNCA rows: the same calls, split over the main thread and `workers` worker threads
+  // (which follow the main thread's relaxed-SIMD kernels).
   const par = job.workers ? await ParallelVNCA.create(model, { workers: job.workers }) : null;
+  if (job.relaxedSimd && par && !par.relaxedSimd.every((on) => on)) {
+    await par.dispose();
+    throw new Error(`the relaxed-SIMD kernels did not turn on in every ParallelVNCA worker: [${par.relaxedSimd.join(', ')}]`);
+  }
+  // What ran: the main thread's kernels, and with workers every worker's too.
+  const relaxedSimd = isRelaxedSimdEnabled() && (par?.relaxedSimd.every((on) => on) ?? true);
   const trainStep = async (x: tf.Tensor4D) => (par ? await par.trainStep(x) : model.trainStep(x)).loss;
   const once = async (n: number, seed: number): Promise<number | undefined> => {
     if (job.kind === 'train') {
@@ -133,7 +153,7 @@ async function timed(job: TimedJob): Promise<TimedResult> {
       const failedAfterMs = performance.now() - t0;
       log(`run ${i + 1} failed after ${failedAfterMs.toFixed(0)} ms: ${String(e)}`);
       return {
-        kind: job.kind, ms, cpuMs, memory: memoryAfter(probe, baseBytes), kernelCalls: probe.calls, error: String(e),
+        kind: job.kind, node: process.version, relaxedSimd, ms, cpuMs, memory: memoryAfter(probe, baseBytes), kernelCalls: probe.calls, error: String(e),
         failedAfterMs, failedAfterCpuMs: cpuSince(cpu0),
       };
     }
@@ -146,7 +166,7 @@ async function timed(job: TimedJob): Promise<TimedResult> {
     log(`${job.kind} ${job.model.name} b${job.batch} run ${i + 1}/${job.runs}: ${ms[i]!.toFixed(0)} ms, peak ${(m.peakBytes / 2 ** 20).toFixed(0)} MiB`);
   }
   probe.uninstall();
-  const result: TimedResult = { kind: job.kind, ms, cpuMs, memory: memory!, kernelCalls };
+  const result: TimedResult = { kind: job.kind, node: process.version, relaxedSimd, ms, cpuMs, memory: memory!, kernelCalls };
   if (job.memoryProbe) result.recomputeCalls = recomputeCalls;
   if (loss !== undefined) result.loss = loss;
 
@@ -228,7 +248,18 @@ async function main(): Promise<void> {
   else if (job.kind === 'micro') {
     await setup(job.backend);
     result = micro(job);
-  } else result = await timed(job);
+  } else {
+    try {
+      result = await timed(job);
+    } catch (e) {
+      // A job that cannot start (the FMA kernels did not turn on, a worker failed) says why on
+      // its result line, so that run.ts shows the message rather than the tail of a stack trace.
+      process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+      const failed = { kind: job.kind, node: process.version, relaxedSimd: isRelaxedSimdEnabled(), error: e instanceof Error ? e.message : String(e) };
+      process.stdout.write(`${RESULT_MARK}${JSON.stringify(failed)}\n`, () => process.exit(1));
+      return;
+    }
+  }
   // Exit once the line is out: the threaded wasm build's workers would keep the process alive.
   process.stdout.write(`${RESULT_MARK}${JSON.stringify(result)}\n`, () => process.exit(0));
 }
