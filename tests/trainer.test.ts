@@ -14,6 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { batchSampler } from '../src/vae/training.js';
+import { BatchSampler } from '../src/vae/batchSampler.js';
 
 /** A tiny doubling model: 8x8 images grown from 2x2 in 2 doublings. */
 const TINY: VNCAOptions = {
@@ -469,12 +470,78 @@ describe('checkpoints that resume: save({ includeOptimizer: true }) then load co
     for (const m of [straight, first, weightsOnly]) m.dispose();
   }, 60_000);
 
+  /** A tiny pooled non-doubling model: a pool of 6, filled after two batches of 4. */
+  const POOLED: VNCAOptions = {
+    ...FIXED, poolSize: 6, poolFraction: 0.5, damageFraction: 0.25, damageSize: 3, stepsRange: [2, 3],
+  };
+
+  it.each([
+    ['the pool still filling', 1, 2],
+    ['the pool full, mid-epoch', 3, 3],
+  ] as const)('a pooled model through fit, %s: fit k + m equals fit k, save, load, fit m (pool and batch sampler saved)', async (what, k, m) => {
+    const data = batchOf(10, 77);
+    const fit = (model: VNCA, steps: number) => model.fit(data, { steps, batchSize: 4, seed: 0 }).then((h) => h.map((r) => r.loss));
+    const straight = new VNCA(POOLED);
+    const first = twin(straight, POOLED);
+    const losses = await fit(straight, k + m);
+    await fit(first, k);
+    const at = join(dir, `pooled-${k}`);
+    await first.save(fileSystem(at), { includeOptimizer: true });
+    const json = JSON.parse(readFileSync(join(at, 'model.json'), 'utf8'));
+    const meta = json.userDefinedMetadata.vncaTraining;
+    expect(meta.pool).toMatchObject({ entries: k === 1 ? 4 : 6, full: k !== 1 });
+    expect(meta.sampler).toMatchObject({ n: 10, batchSize: 4, shuffle: 'epoch', seed: 0, batches: k });
+    const count = tf.memory().numTensors;
+    const resumed = await VNCA.load(fileSystem(at));
+    const after = await fit(resumed, m);
+    expectClose(after, losses.slice(k), 1e-5, 1e-6);
+    expectSameWeights(weightsOf(resumed), weightsOf(straight), 1e-5, 1e-7);
+    resumed.dispose();
+    expect(tf.memory().numTensors).toBeLessThanOrEqual(count);
+    // Without the pool and the sampler (an old checkpoint's numbers), the run takes other steps.
+    delete json.userDefinedMetadata.vncaTraining.pool;
+    delete json.userDefinedMetadata.vncaTraining.sampler;
+    const weights = json.weightsManifest[0].weights;
+    const artifacts = await fileSystem(at).load!();
+    const keep = (artifacts.weightSpecs ?? []).map((s, i) => ({ s, i })).filter(({ s }) => !s.name.startsWith('training/'));
+    let offset = 0;
+    const bytes = new Uint8Array(artifacts.weightData as ArrayBuffer);
+    const pieces: Uint8Array[] = [];
+    for (const s of artifacts.weightSpecs!) {
+      const n = 4 * s.shape.reduce((p, d) => p * d, 1);
+      if (!s.name.startsWith('training/')) pieces.push(bytes.slice(offset, offset + n));
+      offset += n;
+    }
+    const data2 = new Uint8Array(pieces.reduce((a, p) => a + p.length, 0));
+    pieces.reduce((o, p) => { data2.set(p, o); return o + p.length; }, 0);
+    expect(weights.length).toBeGreaterThan(keep.length);
+    const old = await VNCA.load(tf.io.fromMemory({
+      ...artifacts, weightSpecs: keep.map(({ s }) => s), weightData: data2.buffer,
+      userDefinedMetadata: { vncaTraining: json.userDefinedMetadata.vncaTraining },
+    }));
+    const oldAfter = await fit(old, m);
+    expect(oldAfter).not.toEqual(after);
+    for (const x of [straight, first, old]) x.dispose();
+    data.dispose();
+  }, 60_000);
+
+  it('the batch sampler rebuilt from its state draws what the original draws next', () => {
+    for (const shuffle of ['epoch', 'replacement'] as const) {
+      for (const k of [0, 1, 2, 3, 5]) {
+        const a = new BatchSampler(10, 5, shuffle, 4);
+        for (let i = 0; i < k; i++) a.next();
+        const b = BatchSampler.fromState(a.state());
+        for (let i = 0; i < 6; i++) expect(b.next(), `${shuffle} after ${k}, batch ${i}`).toEqual(a.next());
+      }
+    }
+  });
+
   it('a save before any step, and fromArtifacts (weights only), load too', async () => {
     const m = new VNCA(TINY);
     let saved: tf.io.ModelArtifacts | null = null;
     const grab = tf.io.withSaveHandler(async (a) => { saved = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; });
     await m.save(grab, { includeOptimizer: true });
-    expect(saved!.userDefinedMetadata).toEqual({ vncaTraining: { step: 0, adamIterations: 0, rngDraws: 0 } });
+    expect(saved!.userDefinedMetadata).toEqual({ vncaTraining: { step: 0, adamIterations: 0, rngDraws: 0, rngState: 0x5eed } });
     const back = await VNCA.load(tf.io.fromMemory(saved!));
     expect(back.trainingSteps).toBe(0);
     step(m, 1);
@@ -496,12 +563,17 @@ describe('checkpoints that resume: save({ includeOptimizer: true }) then load co
     const a = saved! as tf.io.ModelArtifacts;
     const specs = a.weightSpecs!;
     const dropLast = { ...a, weightSpecs: specs.slice(0, -1), weightData: (a.weightData as ArrayBuffer).slice(0, (a.weightData as ArrayBuffer).byteLength - 4 * specs.at(-1)!.shape.reduce((p, d) => p * d, 1)) };
+    const numbers = (a.userDefinedMetadata as { vncaTraining: Record<string, unknown> }).vncaTraining;
     const renamed = { ...a, weightSpecs: specs.map((s, i) => (i === specs.length - 1 ? { ...s, name: 'optimizer/adam/v/rule/nothing' } : s)) };
     const cases: [tf.io.ModelArtifacts, RegExp][] = [
       [{ ...a, userDefinedMetadata: {} }, /Error in VNCA\.load: artifacts\.userDefinedMetadata\.vncaTraining must be \{ step, adamIterations, rngDraws \} when the weights hold 'optimizer\/' entries, but got undefined/],
       [{ ...a, userDefinedMetadata: { vncaTraining: { step: -1, adamIterations: 1, rngDraws: 0 } } }, /vncaTraining\.step must be a non-negative integer, but got -1/],
       [{ ...a, userDefinedMetadata: { vncaTraining: { step: 1, adamIterations: 1.5, rngDraws: 0 } } }, /vncaTraining\.adamIterations must be a non-negative integer/],
       [dropLast, /weights hold an optimiser state without 'optimizer\/adam\/v\/rule\//],
+      [{ ...a, userDefinedMetadata: { vncaTraining: { ...numbers, rngState: 2 ** 32 } } }, /vncaTraining\.rngState must be an integer in \[0, 4294967295\], but got 4294967296/],
+      [{ ...a, userDefinedMetadata: { vncaTraining: { ...numbers, sampler: { n: 10, batchSize: 20, shuffle: 'epoch', seed: 0, batches: 1, rngState: 0, at: 0 } } } }, /vncaTraining\.sampler\.batchSize must be an integer in \[1, 10\], but got 20/],
+      [{ ...a, userDefinedMetadata: { vncaTraining: { ...numbers, sampler: { n: 10, batchSize: 2, shuffle: 'sometimes', seed: 0, batches: 1, rngState: 0, at: 0 } } } }, /vncaTraining\.sampler\.shuffle must be 'epoch' or 'replacement'/],
+      [{ ...a, userDefinedMetadata: { vncaTraining: { ...numbers, pool: { entries: 4, full: false, rngState: 0 } } } }, /vncaTraining\.pool must be absent for a model without a pool \(poolSize 0\)/],
       [renamed, /weights hold optimiser entries that match no trainable weight: optimizer\/adam\/v\/rule\/nothing/],
     ];
     const count = tf.memory().numTensors;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { VncaError, assertInt, assertNumber, assertOneOf, assertState, assertTensor, describe } from './errors.js';
 import { damage, damageMask } from './damage.js';
-import { mulberry32 } from './random.js';
+import { resumableRng, type ResumableRng } from './random.js';
 
 /** An integer seed from `Math.random`, for pools created without one. @internal */
 function randomSeed(): number {
@@ -85,6 +85,7 @@ export interface PoolSample {
 export class SamplePool {
   private states: tf.Tensor[];
   private payloads: tf.Tensor[] | null;
+  private readonly rngSource: ResumableRng;
   private readonly rng: () => number;
   private readonly shape: [number, number, number];
   private readonly payloadShape: number[] | null;
@@ -113,7 +114,8 @@ export class SamplePool {
     }
     const [, h, w, c] = states.shape;
     this.shape = [h, w, c];
-    this.rng = mulberry32(options.seed ?? randomSeed());
+    this.rngSource = resumableRng(options.seed ?? randomSeed());
+    this.rng = this.rngSource.next;
     this.states = Array.from({ length: n }, (_, i) => entry(states, i));
     const p = options.payload;
     this.payloads = p ? Array.from({ length: n }, (_, i) => entry(p, i)) : null;
@@ -257,6 +259,21 @@ export class SamplePool {
         this.payloads![i] = entry(payload, k);
       }
     });
+  }
+
+  /**
+   * What a training checkpoint saves of the pool: every state (and payload) stacked, and the
+   * position of the generator of its draws. `new SamplePool(states, { seed: rngState, payload })`
+   * continues the pool exactly: the same entries and the same future draws. The caller owns
+   * the tensors. @internal
+   */
+  snapshot(): { states: tf.Tensor4D; payload?: tf.Tensor; rngState: number } {
+    this.check('SamplePool.snapshot');
+    const out: { states: tf.Tensor4D; payload?: tf.Tensor; rngState: number } = {
+      states: tf.concat(this.states, 0) as tf.Tensor4D, rngState: this.rngSource.state(),
+    };
+    if (this.payloads) out.payload = tf.concat(this.payloads, 0);
+    return out;
   }
 
   /** Frees every tensor of the pool. The pool cannot be used afterwards; a second call does nothing. */

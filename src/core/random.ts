@@ -24,13 +24,33 @@ export type Rng = () => number;
  * @category Random
  */
 export function mulberry32(seed: number): Rng {
+  return resumableRng(seed).next;
+}
+
+/**
+ * A {@link mulberry32} generator whose position can be read: `state()` is its 32-bit state,
+ * and `mulberry32(state())` (or `resumableRng(state())`) continues the same sequence from
+ * there. For checkpoints of training runs. @internal
+ */
+export interface ResumableRng {
+  /** The next uniform float in [0, 1). */
+  next: Rng;
+  /** The generator's state now, an unsigned 32-bit integer. */
+  state(): number;
+}
+
+/** {@link mulberry32} with a readable state (see {@link ResumableRng}). @internal */
+export function resumableRng(seed: number): ResumableRng {
   let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  return {
+    next: () => {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = state;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    },
+    state: () => state,
   };
 }
 

@@ -401,7 +401,8 @@ export class VNCA {
    * or `fileSystem(dir)` from `vnca/node`).
    *
    * With `includeOptimizer`, the training run's state goes into the same save (Adam's moments,
-   * step count, rollout rng position), and {@link VNCA.load} continues the run where it stopped.
+   * step count, rollout rng position, sample pool, fit's batch sampler), and {@link VNCA.load}
+   * continues the run where it stopped.
    *
    * @param target A URL string or an `tf.io.IOHandler`.
    * @param options `includeOptimizer` (default false): see {@link SaveOptions}.
@@ -412,7 +413,12 @@ export class VNCA {
     this.checkNotDisposed(fn);
     checkSaveOptions(options, fn);
     const training = options.includeOptimizer ? await this.trainer.checkpoint() : undefined;
-    return saveModel(this, target, fn, training);
+    try {
+      return await saveModel(this, target, fn, training);
+    } finally {
+      // The pool's copies are the save's; Adam's moments are the optimiser's own.
+      if (training) tf.dispose([training.poolStates, training.poolImages].filter((t): t is tf.Tensor4D => t !== undefined));
+    }
   }
 
   /** Applied (not skipped) optimiser steps of this model's training run; restored by {@link VNCA.load}. */
@@ -426,7 +432,7 @@ export class VNCA {
    * `tf.serialization.registerClass` or passed in `options.updateRules`. Every weight is
    * checked (names, shapes, finite values) before any is set: no half-loaded model. A save
    * made with `includeOptimizer` also restores the training run (Adam's moments, step count,
-   * rollout rng), so training continues the same curve.
+   * rollout rng, sample pool, fit's batch sampler), so training continues the same curve.
    *
    * @param source A URL string or a `tf.io.IOHandler` (e.g. `fileSystem(dir)` from `vnca/node`).
    * @param options `updateRules`: custom {@link UpdateRule} classes the model may use.

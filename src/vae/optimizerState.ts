@@ -37,13 +37,13 @@ export async function readAdamState(optimizer: tf.Optimizer): Promise<{ adamIter
 }
 
 /**
- * A new Adam of a config holding saved moments (`m`, `v` in the order of `vars`; not
+ * A new Adam (made by `create`) holding saved moments (`m`, `v` in the order of `vars`; not
  * disposed) and iteration count. @internal
  */
 export async function adamFromState(
-  c: VNCAConfig, vars: tf.Variable[], state: { adamIterations: number; m: tf.Tensor[]; v: tf.Tensor[] },
+  create: () => tf.Optimizer, vars: tf.Variable[], state: { adamIterations: number; m: tf.Tensor[]; v: tf.Tensor[] },
 ): Promise<tf.Optimizer> {
-  const optimizer = createAdam(c);
+  const optimizer = create();
   const iter = tf.scalar(state.adamIterations, 'int32');
   try {
     // Adam makes its own variables from these (tensor.variable() shares the data), so the caller may dispose them.

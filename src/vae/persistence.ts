@@ -16,7 +16,8 @@ import { parseSafetensors } from './safetensors.js';
 import { pytorchSizes, pytorchToNamedWeights } from './pytorch.js';
 import type { UpdateRuleClass, VNCAConfig, VNCAOptions } from './config.js';
 import type { Encoder } from './Encoder.js';
-import type { TrainingCheckpoint } from './training.js';
+import type { TrainingCheckpoint, TrainingState } from './training.js';
+import type { BatchSamplerState } from './batchSampler.js';
 
 const VNCA_FORMAT = 'vnca';
 const VNCA_FORMAT_VERSION = 1;
@@ -38,9 +39,12 @@ export interface SaveOptions {
   /**
    * Also save the training run's state, so that {@link VNCA.load} continues it where it
    * stopped: Adam's moments (as weights named `optimizer/adam/m/<weight>` and
-   * `optimizer/adam/v/<weight>`), and the step count, Adam's iteration count and the rollout
-   * rng's position (in `userDefinedMetadata.vncaTraining` of model.json), all in the same save.
-   * The sample pool of a pooled model is not saved: it refills. Default false.
+   * `optimizer/adam/v/<weight>`), the sample pool of a pooled model (its states and images
+   * as the weights `training/pool/states` and `training/pool/images`: poolSize x imageSize² x
+   * (zSize + imageChannels) floats, 25 MB for the non-doubling MNIST model), and the step count,
+   * Adam's iteration count, the rollout rng's position, the pool's draws and the position of
+   * {@link VNCA.fit}'s batch sampler (in `userDefinedMetadata.vncaTraining` of model.json),
+   * all in the same save. Default false.
    */
   includeOptimizer?: boolean;
 }
@@ -50,8 +54,21 @@ const OPTIMIZER_PREFIX = 'optimizer/';
 /** Key of the training state in a checkpoint's `userDefinedMetadata`. */
 const TRAINING_KEY = 'vncaTraining';
 
-/** A saved training run: its numbers and Adam's moments in the order of the trainable variables. @internal */
-export type SavedTraining = TrainingCheckpoint & { m: tf.Tensor[]; v: tf.Tensor[] };
+/** Prefix of the training run's other tensors (the sample pool). */
+const TRAINING_PREFIX = 'training/';
+const POOL_STATES = `${TRAINING_PREFIX}pool/states`;
+const POOL_IMAGES = `${TRAINING_PREFIX}pool/images`;
+
+/**
+ * A saved training run: its numbers, Adam's moments in the order of the trainable variables,
+ * and the sample pool's tensors. @internal
+ */
+export type SavedTraining = TrainingState;
+
+/** Every tensor of a saved training run, for disposing. @internal */
+export function trainingTensors(t: SavedTraining): tf.Tensor[] {
+  return [...t.m, ...t.v, ...(t.poolStates ? [t.poolStates] : []), ...(t.poolImages ? [t.poolImages] : [])];
+}
 
 /** Stable names (`encoder/...`, `rule/...`) of the model's trainable variables, in their order. */
 function trainableNames(model: PersistableModel): string[] {
@@ -108,7 +125,13 @@ export async function saveModel(
     const names = trainableNames(model);
     training.m.forEach((t, i) => tensors.push({ name: `${OPTIMIZER_PREFIX}adam/m/${names[i]}`, tensor: t }));
     training.v.forEach((t, i) => tensors.push({ name: `${OPTIMIZER_PREFIX}adam/v/${names[i]}`, tensor: t }));
-    const numbers: TrainingCheckpoint = { step: training.step, adamIterations: training.adamIterations, rngDraws: training.rngDraws };
+    if (training.poolStates && training.poolImages) {
+      tensors.push({ name: POOL_STATES, tensor: training.poolStates }, { name: POOL_IMAGES, tensor: training.poolImages });
+    }
+    const { step, adamIterations, rngDraws, rngState, sampler, pool } = training;
+    const numbers: TrainingCheckpoint = {
+      step, adamIterations, rngDraws, ...(rngState === undefined ? {} : { rngState }), ...(sampler ? { sampler } : {}), ...(pool ? { pool } : {}),
+    };
     const inner = handler;
     // The numbers go into model.json with the weights: one save, as atomic as the handler's.
     handler = {
@@ -129,7 +152,7 @@ export function fromArtifacts<M extends PersistableModel>(
   build: (options: VNCAOptions) => M, artifacts: tf.io.ModelArtifacts, options: { updateRules?: UpdateRuleClass[] }, fn: string,
 ): M {
   const { model, training } = fromCheckpoint(build, artifacts, options, fn);
-  if (training) tf.dispose([...training.m, ...training.v]);
+  if (training) tf.dispose(trainingTensors(training));
   return model;
 }
 
@@ -168,7 +191,7 @@ export function fromCheckpoint<M extends PersistableModel>(
     withWeights(model, (tensors) => {
       const optimizer: tf.NamedTensorMap = {};
       for (const [name, t] of Object.entries(tf.io.decodeWeights(data, specs))) {
-        (name.startsWith(OPTIMIZER_PREFIX) ? optimizer : tensors)[name] = t;
+        (name.startsWith(OPTIMIZER_PREFIX) || name.startsWith(TRAINING_PREFIX) ? optimizer : tensors)[name] = t;
       }
       try {
         training = savedTraining(model, optimizer, artifacts.userDefinedMetadata?.[TRAINING_KEY], fn);
@@ -179,16 +202,44 @@ export function fromCheckpoint<M extends PersistableModel>(
     }, fn);
   } catch (e) {
     const t = training as SavedTraining | null;
-    if (t) tf.dispose([...t.m, ...t.v]);
+    if (t) tf.dispose(trainingTensors(t));
     throw e;
   }
   return { model, training };
 }
 
+/** Throws unless `v` is a safe integer in [min, max]. */
+function checkCount(v: unknown, fn: string, arg: string, min = 0, max = Number.MAX_SAFE_INTEGER): asserts v is number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new VncaError(fn, arg, `must be an integer in [${min}, ${max}], but got ${describe(v)}.`);
+  }
+}
+
+/** Throws unless `v` is a plain object. */
+function checkObject(v: unknown, fn: string, arg: string, shape: string): asserts v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new VncaError(fn, arg, `must be ${shape}, but got ${describe(v)}.`);
+}
+
+const UINT32_MAX = 2 ** 32 - 1;
+
+/** The batch sampler's numbers of a checkpoint, checked. */
+function checkSampler(v: unknown, fn: string, arg: string): BatchSamplerState {
+  checkObject(v, fn, arg, '{ n, batchSize, shuffle, seed, batches, rngState, at }');
+  checkCount(v.n, fn, `${arg}.n`, 1, 2 ** 31 - 1);
+  checkCount(v.batchSize, fn, `${arg}.batchSize`, 1, v.n);
+  if (v.shuffle !== 'epoch' && v.shuffle !== 'replacement') throw new VncaError(fn, `${arg}.shuffle`, `must be 'epoch' or 'replacement', but got ${describe(v.shuffle)}.`);
+  checkCount(v.seed, fn, `${arg}.seed`, Number.MIN_SAFE_INTEGER);
+  checkCount(v.batches, fn, `${arg}.batches`);
+  checkCount(v.rngState, fn, `${arg}.rngState`, 0, UINT32_MAX);
+  checkCount(v.at, fn, `${arg}.at`, 0, v.n);
+  return { n: v.n, batchSize: v.batchSize, shuffle: v.shuffle, seed: v.seed, batches: v.batches, rngState: v.rngState, at: v.at };
+}
+
 /**
- * The training state of a checkpoint from its `optimizer/` weights and metadata, checked:
- * both or neither, the numbers non-negative integers, one `m` and one `v` of each trainable
- * variable's shape (or none, before the first step), nothing else.
+ * The training state of a checkpoint from its `optimizer/` and `training/` weights and
+ * metadata, checked: both or neither, the numbers non-negative integers, one `m` and one `v`
+ * of each trainable variable's shape (or none, before the first step), the sample pool's
+ * states and images of the model's sizes (or none), nothing else.
  */
 function savedTraining(model: PersistableModel, optimizer: tf.NamedTensorMap, metadata: unknown, fn: string): SavedTraining | null {
   const names = Object.keys(optimizer);
@@ -205,10 +256,41 @@ function savedTraining(model: PersistableModel, optimizer: tf.NamedTensorMap, me
   const state: SavedTraining = {
     step: numbers.step as number, adamIterations: numbers.adamIterations as number, rngDraws: numbers.rngDraws as number, m: [], v: [],
   };
-  if (names.length === 0) return state;
+  if (numbers.rngState !== undefined) {
+    checkCount(numbers.rngState, fn, `${arg}.rngState`, 0, UINT32_MAX);
+    state.rngState = numbers.rngState;
+  }
+  if (numbers.sampler !== undefined) state.sampler = checkSampler(numbers.sampler, fn, `${arg}.sampler`);
+  const c = model.config;
+  const poolNames = [POOL_STATES, POOL_IMAGES];
+  if (numbers.pool !== undefined) {
+    const p = numbers.pool;
+    if (c.poolSize === 0) throw new VncaError(fn, `${arg}.pool`, `must be absent for a model without a pool (poolSize 0), but got ${describe(p)}.`);
+    checkObject(p, fn, `${arg}.pool`, '{ entries, full, rngState }');
+    if (typeof p.full !== 'boolean') throw new VncaError(fn, `${arg}.pool.full`, `must be a boolean, but got ${describe(p.full)}.`);
+    // A full pool holds poolSize entries; a filling one fewer.
+    if (p.full) checkCount(p.entries, fn, `${arg}.pool.entries`, c.poolSize, c.poolSize);
+    else checkCount(p.entries, fn, `${arg}.pool.entries`, 1, Math.max(1, c.poolSize - 1));
+    checkCount(p.rngState, fn, `${arg}.pool.rngState`, 0, UINT32_MAX);
+    const size = c.imageSize;
+    const want: [string, number[]][] = [[POOL_STATES, [p.entries, size, size, c.zSize]], [POOL_IMAGES, [p.entries, size, size, c.imageChannels]]];
+    for (const [key, shape] of want) {
+      const t = optimizer[key];
+      if (!t) throw new VncaError(fn, 'weights', `hold a pool of ${p.entries} entries in ${arg}.pool but no '${key}'.`);
+      if (!tf.util.arraysEqual(t.shape, shape)) throw new VncaError(fn, `weights['${key}']`, `must have shape [${shape.join(', ')}], but got [${t.shape.join(', ')}].`);
+    }
+    state.pool = { entries: p.entries, full: p.full, rngState: p.rngState };
+    state.poolStates = optimizer[POOL_STATES] as tf.Tensor4D;
+    state.poolImages = optimizer[POOL_IMAGES] as tf.Tensor4D;
+  } else {
+    const stray = poolNames.filter((n) => n in optimizer);
+    if (stray.length) throw new VncaError(fn, 'weights', `hold ${stray.join(', ')} but ${arg} has no pool.`);
+  }
+  const adamNames = names.filter((n) => !poolNames.includes(n));
+  if (adamNames.length === 0) return state;
   const trainable = trainableNames(model);
   const wanted = new Set(trainable.flatMap((n) => [`${OPTIMIZER_PREFIX}adam/m/${n}`, `${OPTIMIZER_PREFIX}adam/v/${n}`]));
-  const unknown = names.filter((n) => !wanted.has(n));
+  const unknown = adamNames.filter((n) => !wanted.has(n));
   if (unknown.length) throw new VncaError(fn, 'weights', `hold optimiser entries that match no trainable weight: ${unknown.join(', ')}.`);
   const vars = model.trainableVariables;
   for (const kind of ['m', 'v'] as const) {
@@ -315,7 +397,7 @@ export async function loadModel<M extends PersistableModel>(
     model.dispose();
     throw e;
   } finally {
-    tf.dispose([...training.m, ...training.v]);
+    tf.dispose(trainingTensors(training));
   }
   return model;
 }

@@ -8,16 +8,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { assertInt, assertOneOf, assertTensor, describe, VncaError } from '../core/errors.js';
 import { SamplePool, damageSubset, type PoolSample } from '../core/SamplePool.js';
-import { mulberry32 } from '../core/random.js';
+import { resumableRng } from '../core/random.js';
 import { enableWasmTraining } from '../backend/wasm/register.js';
 import { globalNorm } from './clip.js';
 import { adamFromState, createAdam, readAdamState } from './optimizerState.js';
 import { checkTrainingImages } from './trainingChecks.js';
+import { BatchSampler, type BatchSamplerState } from './batchSampler.js';
 import type { VNCAConfig } from './config.js';
 import type { ElboTerms } from './objective.js';
 import type { GrowthPlan } from './growthPlan.js';
 
 export { adamEpsilon } from './optimizerState.js';
+export { batchSampler } from './batchSampler.js';
 
 /** Plain numbers from one training step. @category VAE */
 export interface TrainStepResult {
@@ -97,7 +99,13 @@ export interface FitOptions {
   steps: number;
   /** Images per step. Default 32. */
   batchSize?: number;
-  /** Seed of the batch sampler. Default 0. */
+  /**
+   * Seed of the batch sampler and of each step's posterior noise (so a fit is reproducible
+   * when the model's `pUpdate` is 1; update masks of training rollouts are not seeded). Default 0. A `fit` with the same data size, `batchSize`,
+   * `shuffle` and `seed` as the previous one continues its sampler where it stopped (also
+   * after {@link VNCA.load} of a save made with `includeOptimizer`), so `fit` for k steps
+   * then for m steps draws the batches of one `fit` for k + m steps.
+   */
   seed?: number;
   /**
    * How batches are drawn: `'epoch'` (default, as the reference) shuffles the data once per
@@ -114,38 +122,21 @@ export interface FitOptions {
   onProgress?: (p: FitProgress) => void | boolean | Promise<void | boolean>;
 }
 
-/**
- * Seeded batch indices of {@link VNCA.fit}: `'epoch'` walks through a fresh shuffle of the
- * `n` images each epoch (a last part smaller than `batchSize` is left out, as PyTorch's
- * `drop_last`), `'replacement'` draws each index uniformly. @internal
- */
-export function batchSampler(n: number, batchSize: number, shuffle: 'epoch' | 'replacement', seed: number): () => number[] {
-  const rng = mulberry32(seed);
-  if (shuffle === 'replacement') return () => Array.from({ length: batchSize }, () => Math.floor(rng() * n));
-  let order: number[] = [];
-  let at = n;
-  return () => {
-    if (at + batchSize > n) {
-      order = Array.from({ length: n }, (_, i) => i);
-      for (let i = n - 1; i > 0; i--) {
-        const j = Math.floor(rng() * (i + 1));
-        [order[i], order[j]] = [order[j]!, order[i]!];
-      }
-      at = 0;
-    }
-    at += batchSize;
-    return order.slice(at - batchSize, at);
-  };
-}
-
-
 /** What a {@link Trainer} needs of its model. @internal */
 export interface TrainableModel {
   readonly config: VNCAConfig;
   readonly growthPlan: GrowthPlan;
   readonly trainableVariables: tf.Variable[];
   elboTerms(x: tf.Tensor4D, rolloutSteps?: number, initial?: tf.Tensor4D | null, eps?: { noise?: tf.Tensor2D; seed?: number }): ElboTerms;
-  trainStep(batch: tf.Tensor4D): TrainStepResult;
+  trainStep(batch: tf.Tensor4D, options?: GradientOptions): TrainStepResult;
+}
+
+/**
+ * The posterior noise seed of the `batch`-th batch (0-based) that fit's sampler of seed `seed`
+ * draws, so a fit is reproducible and a resumed one draws the noise of the uninterrupted run. @internal
+ */
+export function fitNoiseSeed(seed: number, batch: number): number {
+  return (Math.imul(seed ^ 0x2545f491, 0x9e3779b1) + batch) | 0;
 }
 
 
@@ -162,9 +153,27 @@ export interface TrainingCheckpoint {
   step: number;
   /** Adam's own iteration count (its bias correction), 0 before the first step. */
   adamIterations: number;
-  /** Numbers drawn so far from the rollout rng (it is replayed this far on restore). */
+  /** Numbers drawn so far from the rollout rng (checkpoints without `rngState` replay it this far). */
   rngDraws: number;
+  /** The rollout rng's state (absent in checkpoints made before it was saved). */
+  rngState?: number;
+  /** The batch sampler of the last {@link VNCA.fit}, if one ran. */
+  sampler?: BatchSamplerState;
+  /**
+   * The sample pool of a pooled model, if it holds anything: `entries` states (and their
+   * images) saved as tensors; `full` once the pool is made (then `rngState` is the position
+   * of its draws), else the states gathered so far to fill it.
+   */
+  pool?: { entries: number; full: boolean; rngState: number };
 }
+
+/**
+ * A training run's whole state: the numbers, Adam's moments `m` and `v` in the order of the
+ * model's trainable variables (the optimiser's own variables when read from a trainer: do not
+ * dispose them), and the pool's states `[entries, h, w, zSize]` and images (copies, owned by
+ * whoever holds this). @internal
+ */
+export type TrainingState = TrainingCheckpoint & { m: tf.Tensor[]; v: tf.Tensor[]; poolStates?: tf.Tensor4D; poolImages?: tf.Tensor4D };
 
 /**
  * The state of one training run of a model: optimiser (created on the first applied step),
@@ -174,12 +183,14 @@ export interface TrainingCheckpoint {
 export class Trainer {
   private optimizer: tf.Optimizer | null = null;
   /** The generator of rollout lengths and pool draws, and how many numbers it has given (saved in checkpoints). */
-  private rngSource = mulberry32(RNG_SEED);
+  private rngSource = resumableRng(RNG_SEED);
   private rngDraws = 0;
   private readonly rng = (): number => {
     this.rngDraws++;
-    return this.rngSource();
+    return this.rngSource.next();
   };
+  /** fit's batch sampler, continued by the next fit with the same settings. */
+  private sampler: BatchSampler | null = null;
   /** Applied (not skipped) optimiser steps of this run. */
   private stepCount = 0;
   private pool: SamplePool | null = null;
@@ -395,15 +406,19 @@ export class Trainer {
     assertOneOf(shuffle, ['epoch', 'replacement'] as const, fn, 'options.shuffle');
     const maxSkipped = options.maxSkippedSteps ?? 5;
     assertInt(maxSkipped, fn, 'options.maxSkippedSteps', 1);
-    const nextBatch = batchSampler(data.shape[0], batchSize, shuffle, options.seed ?? 0);
+    const seed = options.seed ?? 0;
+    const n = data.shape[0];
+    if (!this.sampler?.matches(n, batchSize, shuffle, seed)) this.sampler = new BatchSampler(n, batchSize, shuffle, seed);
+    const sampler = this.sampler;
     const history: TrainStepResult[] = [];
     let skippedInARow = 0;
     for (let step = 1; step <= options.steps; step++) {
-      const idx = nextBatch();
+      const noiseSeed = fitNoiseSeed(seed, sampler.drawn);
+      const idx = sampler.next();
       const batch = tf.tidy(() => tf.gather(data, tf.tensor1d(idx, 'int32')) as tf.Tensor4D);
       let r: TrainStepResult;
       try {
-        r = this.model.trainStep(batch);
+        r = this.model.trainStep(batch, { seed: noiseSeed });
       } finally {
         batch.dispose();
       }
@@ -421,31 +436,54 @@ export class Trainer {
   }
 
   /**
-   * The state a checkpoint needs to continue this run: plain numbers, and Adam's first and
-   * second moments (`m`, `v`) in the order of the model's trainable variables (empty before
-   * the first applied step). The moments are the optimiser's own variables: read them before
-   * the next step, do not dispose them.
+   * The state a checkpoint needs to continue this run: plain numbers, Adam's first and second
+   * moments (`m`, `v`) in the order of the model's trainable variables (empty before the first
+   * applied step; the optimiser's own variables: read them before the next step, do not
+   * dispose them), and copies of the sample pool's states and images (the caller disposes them).
    */
-  async checkpoint(): Promise<TrainingCheckpoint & { m: tf.Tensor[]; v: tf.Tensor[] }> {
-    const numbers = { step: this.stepCount, rngDraws: this.rngDraws };
-    if (!this.optimizer) return { ...numbers, adamIterations: 0, m: [], v: [] };
-    return { ...numbers, ...(await readAdamState(this.optimizer)) };
+  async checkpoint(): Promise<TrainingState> {
+    const out: TrainingState = {
+      step: this.stepCount, rngDraws: this.rngDraws, rngState: this.rngSource.state(), adamIterations: 0, m: [], v: [],
+    };
+    if (this.sampler) out.sampler = this.sampler.state();
+    if (this.pool) {
+      const { states, payload, rngState } = this.pool.snapshot();
+      Object.assign(out, { pool: { entries: states.shape[0], full: true, rngState }, poolStates: states, poolImages: payload as tf.Tensor4D });
+    } else if (this.poolFill.count > 0) {
+      const f = this.poolFill;
+      const [states, images] = tf.tidy(() => [tf.concat(f.states) as tf.Tensor4D, tf.concat(f.images) as tf.Tensor4D]);
+      Object.assign(out, { pool: { entries: f.count, full: false, rngState: 0 }, poolStates: states, poolImages: images });
+    }
+    if (this.optimizer) Object.assign(out, await readAdamState(this.optimizer));
+    return out;
   }
 
   /**
-   * Continues a run from a {@link Trainer.checkpoint}: the step count, the rng replayed to
-   * where it was, and a new Adam with the saved moments (`m`, `v` in the order of the model's
-   * trainable variables, checked by the caller; not disposed) and iteration count.
-   * The sample pool is not part of a checkpoint: a pooled model refills it.
+   * Continues a run from a {@link Trainer.checkpoint}: the step count, the rng where it was
+   * (its state, or replayed for older checkpoints), fit's batch sampler, the sample pool, and
+   * a new Adam with the saved moments and iteration count. The tensors are checked by the
+   * caller and not disposed (the trainer keeps copies).
    */
-  async restore(state: TrainingCheckpoint & { m: tf.Tensor[]; v: tf.Tensor[] }): Promise<void> {
-    this.resetOptimizer();
+  async restore(state: TrainingState): Promise<void> {
+    this.dispose();
     this.stepCount = state.step;
-    this.rngSource = mulberry32(RNG_SEED);
-    for (let i = 0; i < state.rngDraws; i++) this.rngSource();
+    if (state.rngState !== undefined) {
+      this.rngSource = resumableRng(state.rngState);
+    } else {
+      this.rngSource = resumableRng(RNG_SEED);
+      for (let i = 0; i < state.rngDraws; i++) this.rngSource.next();
+    }
     this.rngDraws = state.rngDraws;
+    this.sampler = state.sampler ? BatchSampler.fromState(state.sampler) : null;
+    if (state.pool && state.poolStates && state.poolImages) {
+      if (state.pool.full) {
+        this.pool = new SamplePool(state.poolStates, { payload: state.poolImages, seed: state.pool.rngState });
+      } else {
+        this.poolFill = { states: [tf.clone(state.poolStates)], images: [tf.clone(state.poolImages)], count: state.pool.entries };
+      }
+    }
     if (state.m.length === 0) return;
-    this.optimizer = await adamFromState(this.model.config, this.model.trainableVariables, state);
+    this.optimizer = await adamFromState(() => createAdam(this.model.config), this.model.trainableVariables, state);
   }
 
   /** Frees the optimiser's state and the pool. */
@@ -455,5 +493,6 @@ export class Trainer {
     this.pool?.dispose();
     this.pool = null;
     tf.dispose([...this.poolFill.states, ...this.poolFill.images]);
+    this.poolFill = { states: [], images: [], count: 0 };
   }
 }
