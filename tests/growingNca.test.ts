@@ -218,3 +218,43 @@ describe('GrowingNCA training on wasm', () => {
     nca.dispose();
   });
 });
+
+describe('GrowingNCA damageAfter', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('damages no pool entry before `damageAfter` steps, and `damageCount` a step from then on', () => {
+    // The whole pool holds a full state (every channel 1), which matches the all-ones target
+    // exactly; a fresh rule's update is zero (fc2 starts at zero) and a learning rate of 1e-12
+    // keeps it so, so a rollout changes nothing: what training writes back is each state as it
+    // entered the rollout. An entry is then the full state, the seed (the worst of a batch is
+    // reset to it) or a full state with a zeroed circle: a damaged one.
+    const size = 16, channels = 4, poolSize = 8;
+    const target = tf.ones([size, size, 4]) as tf.Tensor3D;
+    const nca = new GrowingNCA({
+      target, channels, hidden: 4, poolSize, batchSize: 4, stepsRange: [1, 1],
+      damageCount: 2, damageAfter: 3, learningRate: 1e-12, seed: 3,
+    });
+    target.dispose();
+    const all = Array.from({ length: poolSize }, (_, i) => i);
+    const full = tf.ones([poolSize, size, size, channels]) as tf.Tensor4D;
+    nca.pool.replace(all, full);
+    full.dispose();
+    /** Pool entries with a hole: some cells dead (alpha < 0.5), but more than the seed's one alive. */
+    const damagedEntries = (): number => {
+      const { states } = nca.pool.get(all);
+      const alive = tf.tidy(() => tf.sum(tf.cast(tf.greater(tf.slice(states, [0, 0, 0, 3], [-1, -1, -1, 1]), 0.5), 'float32'), [1, 2, 3]));
+      const counts = Array.from(alive.dataSync());
+      tf.dispose([states, alive]);
+      return counts.filter((n) => n > 1 && n < size * size).length;
+    };
+    // Steps 1-3: trainingSteps 0, 1, 2 are below damageAfter = 3.
+    for (let step = 1; step <= 3; step++) {
+      nca.trainStep();
+      expect(damagedEntries(), `after step ${step}`).toBe(0);
+    }
+    // Step 4 (trainingSteps 3 = damageAfter): the 2 best states of the batch (full ones) are damaged.
+    nca.trainStep();
+    expect(damagedEntries()).toBe(2);
+    nca.dispose();
+  });
+});
