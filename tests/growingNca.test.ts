@@ -140,6 +140,57 @@ describe.each(BACKENDS)('GrowingNCA on %s', (name) => {
     await expect(GrowingNCA.load(tf.io.fromMemory({ modelTopology: { format: 'other' } }))).rejects.toThrowError(/GrowingNCA.load: source must hold a GrowingNCA model/);
   });
 
+  it('save({ includeOptimizer: true }) then load continues the run: k + m steps equal k steps, save, load, m steps', async () => {
+    const K = 3;
+    const M = 3;
+    // decaySteps 4 and damageAfter 2: the schedule and the damage switch fall inside the resumed part.
+    const options = { seed: 5, decaySteps: 4, damageAfter: 2 };
+    const straight = small(options);
+    randomiseOutput(straight, 3);
+    const first = small(options);
+    first.rule.weights.forEach((w, i) => (w.read() as tf.Variable).assign(straight.rule.weights[i]!.read()));
+    const losses = Array.from({ length: K + M }, () => straight.trainStep().loss);
+    for (let i = 0; i < K; i++) first.trainStep();
+    let saved: tf.io.ModelArtifacts | null = null;
+    const grab = tf.io.withSaveHandler(async (a) => { saved = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; });
+    const count = tf.memory().numTensors;
+    await first.save(grab, { includeOptimizer: true });
+    expect(tf.memory().numTensors).toBe(count);
+    const artifacts = saved! as tf.io.ModelArtifacts;
+    expect(artifacts.userDefinedMetadata?.vncaGrowingTraining).toMatchObject({ step: K, adamIterations: K });
+    const names = artifacts.weightSpecs!.map((s) => s.name);
+    expect(names.filter((n) => n.startsWith('optimizer/adam/')).length).toBe(2 * first.trainableVariables.length);
+    expect(names).toContain('training/pool/states');
+    const resumed = await GrowingNCA.load(tf.io.fromMemory(artifacts));
+    expect(resumed.trainingSteps).toBe(K);
+    const after = Array.from({ length: M }, () => resumed.trainStep());
+    expect(after.map((r) => r.learningRate)).toEqual([2e-3, 2e-4, 2e-4]);
+    const gap = Math.max(...after.map((r, i) => Math.abs(r.loss - losses[K + i]!) / Math.max(1e-6, Math.abs(losses[K + i]!))));
+    expect(gap).toBeLessThan(1e-5);
+    const weights = (n: GrowingNCA) => n.rule.weights.map((w) => Array.from(w.read().dataSync()));
+    const target = weights(straight);
+    const diff = (a: number[][]) => Math.max(...a.flatMap((w, i) => w.map((v, j) => Math.abs(v - target[i]![j]!))));
+    expect(diff(weights(resumed))).toBeLessThan(1e-5);
+    console.log(`GrowingNCA resume on ${name}: largest relative loss gap ${gap}, largest weight gap ${diff(weights(resumed))}`);
+    // The weights alone (a fresh Adam, rng and pool) do not continue the same run.
+    await first.save(grab);
+    const weightsOnly = await GrowingNCA.load(tf.io.fromMemory(saved!));
+    expect(weightsOnly.trainingSteps).toBe(0);
+    for (let i = 0; i < M; i++) weightsOnly.trainStep();
+    expect(diff(weights(weightsOnly))).toBeGreaterThan(100 * diff(weights(resumed)) + 1e-6);
+    // A broken training state gets a named error, and nothing leaks.
+    const before = tf.memory().numTensors;
+    const specs = artifacts.weightSpecs!;
+    const bad: [tf.io.ModelArtifacts, RegExp][] = [
+      [{ ...artifacts, userDefinedMetadata: {} }, /GrowingNCA\.load: artifacts\.userDefinedMetadata\.vncaGrowingTraining must be \{ step, adamIterations, rngState, poolRngState \}/],
+      [{ ...artifacts, userDefinedMetadata: { vncaGrowingTraining: { step: 3, adamIterations: 3, rngState: -1, poolRngState: 0 } } }, /vncaGrowingTraining\.rngState must be an integer in \[0, 4294967295\]/],
+      [{ ...artifacts, weightSpecs: specs.map((s) => (s.name.startsWith('optimizer/adam/v/') ? { ...s, name: s.name.replace('/v/', '/w/') } : s)) }, /weights hold entries that are neither weights nor training state: optimizer\/adam\/w\//],
+    ];
+    for (const [a, re] of bad) await expect(GrowingNCA.load(tf.io.fromMemory(a))).rejects.toThrowError(re);
+    expect(tf.memory().numTensors).toBe(before);
+    for (const n of [straight, first, resumed, weightsOnly]) n.dispose();
+  });
+
   it('trains, decays the learning rate, and keeps memory flat across steps, growths and dispose', () => {
     const before = tf.memory().numTensors;
     const nca = small({ learningRate: 4e-3, decaySteps: 1, decayFactor: 0.5 });

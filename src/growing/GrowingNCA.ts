@@ -2,17 +2,18 @@ import * as tf from '@tensorflow/tfjs-core';
 import { VncaError, assertInt, assertState, describe } from '../core/errors.js';
 import { damage, type DamageRegion } from '../core/damage.js';
 import { SamplePool, damageSubset } from '../core/SamplePool.js';
-import { mulberry32 } from '../core/random.js';
-import {
-  checkDeclaredSizes, checkModelArtifacts, relativeWeightName, resolveHandler, saveArtifacts,
-} from '../core/io.js';
+import { resumableRng, type ResumableRng } from '../core/random.js';
+import { relativeWeightName } from '../core/io.js';
 import { runSteps, type GrowResult } from '../growth/grow.js';
 import { PerceptionUpdateRule } from '../layers/PerceptionUpdateRule.js';
 import { enableWasmTraining } from '../backend/wasm/register.js';
 import { learningRateOf, setLearningRate } from '../backend/tfjsInternals.js';
 import { checkTarget, resolveConfig, type GrowingNCAConfig, type GrowingNCAOptions, type GrowingRunOptions } from './config.js';
+import { adamFromState, readAdamState } from '../vae/optimizerState.js';
+import { loadGrowingNCA, saveGrowingNCA, type GrowingSaveOptions, type GrowingTrainingState } from './persistence.js';
 
 export type { GrowingNCAConfig, GrowingNCAOptions, GrowingRunOptions } from './config.js';
+export type { GrowingSaveOptions } from './persistence.js';
 
 /** Plain numbers from one {@link GrowingNCA.trainStep}. @category Growing NCA */
 export interface GrowingTrainStepResult {
@@ -31,8 +32,6 @@ export interface GrowingTrainStepResult {
   skipped: boolean;
 }
 
-const FORMAT = 'vnca-growing-nca';
-const FORMAT_VERSION = 1;
 /** The channel read as alpha: the state's first four channels are RGBA. */
 const ALPHA = 3;
 
@@ -68,11 +67,11 @@ export class GrowingNCA {
   readonly config: GrowingNCAConfig;
   /** The update rule: `[b, h, w, channels]` -> delta of the same shape. */
   readonly rule: PerceptionUpdateRule;
-  /** The sample pool of training states, `[poolSize, height, width, channels]`. */
-  readonly pool: SamplePool;
+  private poolOfStates: SamplePool;
   private readonly target: tf.Tensor3D;
   private readonly seedCell: tf.Tensor4D;
-  private readonly rng: () => number;
+  private rngSource: ResumableRng;
+  private readonly rng = (): number => this.rngSource.next();
   private optimizer: tf.Optimizer | null = null;
   private steps = 0;
   private disposed = false;
@@ -90,9 +89,9 @@ export class GrowingNCA {
     const c = this.config;
     const [h, w] = options.target.shape;
     this.target = tf.clone(options.target);
-    this.rng = mulberry32(c.seed ?? Math.floor(Math.random() * 4294967296));
+    this.rngSource = resumableRng(c.seed ?? Math.floor(Math.random() * 4294967296));
     this.seedCell = this.seedState(1);
-    this.pool = SamplePool.fill(this.seedCell, c.poolSize, { seed: Math.floor(this.rng() * 4294967296) });
+    this.poolOfStates = SamplePool.fill(this.seedCell, c.poolSize, { seed: Math.floor(this.rng() * 4294967296) });
     this.rule = new PerceptionUpdateRule({ channels: c.channels, hidden: c.hidden });
     this.rule.build([null as never, h, w, c.channels]);
     this.rule.built = true;
@@ -103,7 +102,15 @@ export class GrowingNCA {
     return [this.target.shape[0], this.target.shape[1]];
   }
 
-  /** Training steps taken so far by this instance (a loaded model starts at 0). */
+  /** The sample pool of training states, `[poolSize, height, width, channels]`. */
+  get pool(): SamplePool {
+    return this.poolOfStates;
+  }
+
+  /**
+   * Training steps taken so far (a loaded model starts at 0, or where its run stopped when it
+   * was saved with `includeOptimizer`).
+   */
   get trainingSteps(): number {
     return this.steps;
   }
@@ -205,7 +212,7 @@ export class GrowingNCA {
     this.optimizer ??= tf.train.adam(c.learningRate);
     // tfjs's Adam reads its (protected) learningRate field on every update: the schedule sets it.
     setLearningRate(this.optimizer, this.learningRate);
-    const { indices, states } = this.pool.sample(c.batchSize);
+    const { indices, states } = this.poolOfStates.sample(c.batchSize);
     // Worst (largest loss) first, as in the article.
     const before = tf.tidy(() => this.lossPerState(states));
     const lossBefore = before.dataSync();
@@ -243,7 +250,7 @@ export class GrowingNCA {
         scaled[name] = tf.div(g, normValues[k]! + 1e-8);
       });
       this.optimizer.applyGradients(scaled);
-      this.pool.replace(sortedIndices, final!);
+      this.poolOfStates.replace(sortedIndices, final!);
       this.steps++;
     }
     const result: GrowingTrainStepResult = {
@@ -354,8 +361,8 @@ export class GrowingNCA {
     return tf.clone(this.target);
   }
 
-  /** Every weight by a stable name: `rule/<weight>` (e.g. `rule/dense_in/kernel`). */
-  private namedWeights(): { name: string; variable: tf.Variable }[] {
+  /** Every weight by a stable name: `rule/<weight>` (e.g. `rule/dense_in/kernel`). @internal */
+  namedWeights(): { name: string; variable: tf.Variable }[] {
     return this.rule.weights.map((w) => ({ name: `rule/${relativeWeightName(this.rule.name, w.originalName)}`, variable: w.read() as tf.Variable }));
   }
 
@@ -363,63 +370,58 @@ export class GrowingNCA {
    * Saves the configuration (in `modelTopology`), the rule's weights and the target (as
    * the weight `target`) through a tfjs IO handler or URL scheme (`tf.io.withSaveHandler`,
    * `localstorage://`, `indexeddb://`, `downloads://`, or `fileSystem(dir)` from
-   * `vnca/node`). The optimiser state and the pool are not saved.
+   * `vnca/node`). With `includeOptimizer`, the training run goes into the same save too:
+   * Adam's moments, the step count, the rng's position and the sample pool, so that
+   * {@link GrowingNCA.load} continues the run where it stopped.
    *
    * @param target - A URL string or a `tf.io.IOHandler`.
+   * @param options - `includeOptimizer` (default false): see {@link GrowingSaveOptions}.
    * @returns The handler's save result.
    */
-  async save(target: string | tf.io.IOHandler): Promise<tf.io.SaveResult> {
+  async save(target: string | tf.io.IOHandler, options: GrowingSaveOptions = {}): Promise<tf.io.SaveResult> {
     const fn = 'GrowingNCA.save';
     this.check(fn);
-    const handler = resolveHandler(target, 'save', fn);
-    const tensors = [...this.namedWeights().map(({ name, variable }) => ({ name, tensor: variable as tf.Tensor })),
-      { name: 'target', tensor: this.target as tf.Tensor }];
-    return saveArtifacts(handler, { format: FORMAT, formatVersion: FORMAT_VERSION, config: this.config }, tensors);
+    return saveGrowingNCA(this, this.target, target, options, fn);
   }
 
   /**
-   * Loads a model saved by {@link GrowingNCA.save}. All weights are checked (names and
-   * shapes) before any is set.
+   * Loads a model saved by {@link GrowingNCA.save}. All weights are checked (names, shapes,
+   * finite values) before any is set. A save made with `includeOptimizer` also restores the
+   * training run (Adam's moments, step count, rng, sample pool), so training continues the
+   * same curve.
    *
    * @param source - A URL string or a `tf.io.IOHandler` (e.g. `tf.io.fromMemory(artifacts)`).
-   * @returns The model (with a fresh pool and optimiser); the caller disposes it.
+   * @returns The model (with a fresh pool and optimiser, unless the save holds a training
+   *   run); the caller disposes it.
    */
   static async load(source: string | tf.io.IOHandler): Promise<GrowingNCA> {
-    const fn = 'GrowingNCA.load';
-    const artifacts = await resolveHandler(source, 'load', fn).load!();
-    const topo = artifacts?.modelTopology as { format?: string; formatVersion?: number; config?: GrowingNCAConfig } | undefined;
-    if (!topo || topo.format !== FORMAT || typeof topo.config !== 'object' || topo.config === null) {
-      throw new VncaError(fn, 'source', `must hold a GrowingNCA model (format '${FORMAT}'), but got ${describe(topo?.format ?? topo)}.`);
-    }
-    if (topo.formatVersion !== FORMAT_VERSION) {
-      throw new VncaError(fn, 'source', `must hold format version ${FORMAT_VERSION}, but got ${describe(topo.formatVersion)}.`);
-    }
-    // Specs, byte count, finite values and the config's sizes, before anything is allocated.
-    const { specs, data } = checkModelArtifacts(artifacts, fn);
-    checkDeclaredSizes({ channels: topo.config.channels, hidden: topo.config.hidden }, specs, fn);
-    const tensors = tf.io.decodeWeights(data, specs);
-    let model: GrowingNCA | null = null;
-    try {
-      const target = tensors.target;
-      if (!target) throw new VncaError(fn, 'source', 'must hold the weight \'target\', but it is missing.');
-      const { seed, ...config } = topo.config;
-      model = new GrowingNCA({ ...config, ...(seed === null ? {} : { seed }), target: target as tf.Tensor3D });
-      const named = model.namedWeights();
-      for (const { name, variable } of named) {
-        const t = tensors[name];
-        if (!t) throw new VncaError(fn, 'source', `must hold the weight '${name}', but it is missing.`);
-        if (!tf.util.arraysEqual(t.shape, variable.shape)) {
-          throw new VncaError(fn, `weights['${name}']`, `must have shape [${variable.shape.join(', ')}], but got [${t.shape.join(', ')}].`);
-        }
-      }
-      for (const { name, variable } of named) variable.assign(tensors[name]!);
-      return model;
-    } catch (e) {
-      model?.dispose();
-      throw e;
-    } finally {
-      tf.dispose(Object.values(tensors));
-    }
+    return loadGrowingNCA(source, (options) => new GrowingNCA(options), 'GrowingNCA.load');
+  }
+
+  /**
+   * The training run's state for a checkpoint: numbers, Adam's moments in the order of
+   * {@link GrowingNCA.trainableVariables} (the optimiser's own variables: do not dispose them)
+   * and a copy of the pool's states (the caller disposes it). @internal
+   */
+  async trainingState(): Promise<GrowingTrainingState> {
+    const { states, rngState: poolRngState } = this.poolOfStates.snapshot();
+    const out: GrowingTrainingState = { step: this.steps, adamIterations: 0, rngState: this.rngSource.state(), poolRngState, poolStates: states, m: [], v: [] };
+    if (this.optimizer) Object.assign(out, await readAdamState(this.optimizer));
+    return out;
+  }
+
+  /** Continues a run from {@link GrowingNCA.trainingState}'s (checked) state; its tensors are not disposed. @internal */
+  async restoreTraining(state: GrowingTrainingState): Promise<void> {
+    this.optimizer?.dispose();
+    this.optimizer = null;
+    this.steps = state.step;
+    this.rngSource = resumableRng(state.rngState);
+    const pool = new SamplePool(state.poolStates, { seed: state.poolRngState });
+    this.poolOfStates.dispose();
+    this.poolOfStates = pool;
+    if (state.m.length === 0) return;
+    const c = this.config;
+    this.optimizer = await adamFromState(() => tf.train.adam(c.learningRate), this.trainableVariables, state);
   }
 
   /**
@@ -437,7 +439,7 @@ export class GrowingNCA {
     if (this.disposed) return;
     this.optimizer?.dispose();
     this.optimizer = null;
-    this.pool.dispose();
+    this.poolOfStates.dispose();
     for (const w of this.rule.weights) w.dispose();
     tf.dispose([this.target, this.seedCell]);
     this.disposed = true;

@@ -6,3 +6,4 @@
 export { GrowingNCA } from './GrowingNCA.js';
 export type { GrowingTrainStepResult } from './GrowingNCA.js';
 export type { GrowingNCAOptions, GrowingNCAConfig, GrowingRunOptions } from './config.js';
+export type { GrowingSaveOptions } from './persistence.js';
