@@ -604,4 +604,19 @@ describe('batch 0 (issue 16 section 4): a named error from every method that tak
     x.dispose();
     m.dispose();
   });
+
+  // Latents and states too: decode, render and regenerate name the empty batch, as trainStep does.
+  it.each([
+    ['decode', 'z', 'latent', (m: VNCA) => m.decode(tf.zeros([0, 4]) as tf.Tensor2D)],
+    ['decode', 'z', 'latent', (m: VNCA) => m.decode(tf.zeros([0, 4]) as tf.Tensor2D, { returnStates: true })],
+    ['render', 'state', 'state', (m: VNCA) => m.render(tf.zeros([0, 8, 8, 4]) as tf.Tensor4D)],
+    ['regenerate', 'state', 'state', (m: VNCA) => m.regenerate(tf.zeros([0, 8, 8, 4]) as tf.Tensor4D, { shape: 'square', top: 0, left: 0, size: 2 })],
+  ] as const)('VNCA.%s(%s of batch 0)', async (name, arg, what, call) => {
+    await useBackend('cpu');
+    const m = new VNCA(TINY);
+    const count = tf.memory().numTensors;
+    expectNamed(() => tf.tidy(() => { call(m); }), new RegExp(`Error in VNCA\\.${name}: ${arg} must hold at least one ${what}, but got a batch of 0\\.`));
+    expect(tf.memory().numTensors).toBe(count);
+    m.dispose();
+  });
 });

@@ -1,6 +1,6 @@
 /** The {@link VNCA} model; training, objective, evaluation, inpainting and persistence live beside it. @module */
 import * as tf from '@tensorflow/tfjs-core';
-import { assertState, describe, VncaError } from '../core/errors.js';
+import { describe, VncaError } from '../core/errors.js';
 import type { DamageRegion } from '../core/damage.js';
 import { ensureBuilt, type GrowResult } from '../growth/grow.js';
 import { UpdateRule } from '../layers/UpdateRule.js';
@@ -15,7 +15,7 @@ import {
   Trainer, type FitOptions, type GradientOptions, type Gradients, type TrainStepResult,
 } from './training.js';
 import { checkTrainingBatch } from './trainingChecks.js';
-import { checkImages } from './checks.js';
+import { checkImages, checkStates } from './checks.js';
 import { inpaint, type InpaintOptions } from './inpainting.js';
 import { evaluate, type EvaluateOptions, type EvaluateResult } from './evaluate.js';
 import { decodeLatents, interpolateImages, reconstructImages, regenerateStates, sampleImages } from './generation.js';
@@ -178,10 +178,7 @@ export class VNCA {
   render(state: tf.Tensor4D): tf.Tensor4D {
     const fn = 'VNCA.render';
     this.checkNotDisposed(fn);
-    assertState(state, fn);
-    if (state.shape[3] !== this.config.zSize) {
-      throw new VncaError(fn, 'state', `must have ${this.config.zSize} channels, but got ${state.shape[3]}.`);
-    }
+    checkStates(this.config, state, fn);
     return this.likelihood.mean(state, this.config.nMix);
   }
 

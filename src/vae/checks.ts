@@ -23,6 +23,14 @@ export function checkLatents(c: VNCAConfig, z: unknown, fn: string): asserts z i
   if (z.shape[1] !== c.zSize) {
     throw new VncaError(fn, 'z', `must have shape [batch, ${c.zSize}], but got [${z.shape.join(', ')}].`);
   }
+  if (z.shape[0] === 0) throw new VncaError(fn, 'z', 'must hold at least one latent, but got a batch of 0.');
+}
+
+/** `state` is a batch of cell states `[batch, h, w, zSize]` of the model, not empty. */
+export function checkStates(c: VNCAConfig, state: unknown, fn: string, arg = 'state'): asserts state is tf.Tensor4D {
+  assertState(state, fn, arg);
+  if (state.shape[3] !== c.zSize) throw new VncaError(fn, arg, `must have ${c.zSize} channels, but got ${state.shape[3]}.`);
+  if (state.shape[0] === 0) throw new VncaError(fn, arg, 'must hold at least one state, but got a batch of 0.');
 }
 
 

@@ -5,11 +5,11 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { assertInt, assertState, VncaError } from '../core/errors.js';
+import { assertInt } from '../core/errors.js';
 import { damage, type DamageRegion } from '../core/damage.js';
 import { tfSeed } from '../core/random.js';
 import { runSteps, type GrowResult } from '../growth/grow.js';
-import { checkImages, checkLatents, asSingleImage } from './checks.js';
+import { checkImages, checkLatents, checkStates, asSingleImage } from './checks.js';
 import type { VNCA } from './VNCA.js';
 
 /** {@link VNCA.decode}. @internal */
@@ -78,9 +78,8 @@ export function interpolateImages(model: VNCA, x1: tf.Tensor, x2: tf.Tensor, n: 
 export function regenerateStates(
   model: VNCA, state: tf.Tensor4D, region: DamageRegion, options: { steps?: number; returnStates?: boolean; seed?: number }, fn: string,
 ): GrowResult {
-  assertState(state, fn);
+  checkStates(model.config, state, fn);
   const c = model.config;
-  if (state.shape[3] !== c.zSize) throw new VncaError(fn, 'state', `must have ${c.zSize} channels, but got ${state.shape[3]}.`);
   const steps = options.steps ?? model.growthPlan.regrowthSteps(c);
   assertInt(steps, fn, 'options.steps', 0);
   const damaged = damage(state, region);
