@@ -511,14 +511,23 @@ function mergeInto(report: Report, old: Report): void {
   const ids = new Set(report.rows.map((r) => r.id));
   const kept = old.rows.filter((r) => !ids.has(r.id));
   if (kept.length > 0) {
-    const order = [...old.rows.map((r) => r.id), ...report.rows.map((r) => r.id)];
+    // The earlier order, with each row new to it placed after the row this run ran before it.
+    const order = old.rows.map((r) => r.id);
+    report.rows.forEach((r, i) => {
+      if (order.includes(r.id)) return;
+      const after = i > 0 ? order.indexOf(report.rows[i - 1]!.id) : -1;
+      order.splice(after + 1, 0, r.id);
+    });
     report.rows = [...kept, ...report.rows].sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
   }
   report.checkpoint ??= old.checkpoint;
   report.noCheckpoint ??= old.noCheckpoint;
   report.micro ??= old.micro;
-  const keptSections = old.settings.sections.filter((s) => !report.settings.sections.includes(s));
-  const earlier = (old.merged ?? []).map((m) => ({ ...m, sections: m.sections.filter((s) => !report.settings.sections.includes(s)) }));
+  // The profile lives in the paper's batch-4 training row: when this run replaced that row, the
+  // earlier profile went with it, and no earlier run is credited with it.
+  const gone = (s: string): boolean => report.settings.sections.includes(s) || (s === 'profile' && !report.rows.some((r) => r.profile));
+  const keptSections = old.settings.sections.filter((s) => !gone(s));
+  const earlier = (old.merged ?? []).map((m) => ({ ...m, sections: m.sections.filter((s) => !gone(s)) }));
   report.merged = [...earlier, { started: old.started, finished: old.finished, sections: keptSections }].filter((m) => m.sections.length > 0);
 }
 
