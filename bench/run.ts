@@ -48,8 +48,8 @@ const HELP = `npm run bench -- [options]
                        besides the main one (default 1; 0: off)
   --node24 PATH        a Node 22+ binary: also time the paper model at batch 4 (train, generate; one thread
                        and through ParallelVNCA with --workers) under it with enableRelaxedSimdKernels()
-                       (FMA kernels); such a row fails if they do not turn on (default: ${DEFAULT_NODE24}
-                       if it exists, else off)
+                       (FMA kernels); such a row fails, and the run exits 1, if they do not turn on
+                       (default, if it exists: ${DEFAULT_NODE24})
   --no-node24          no Node 24 rows
   --wasm-threads N     also time the wasm rows of the paper model with the backend's multi-threaded
                        build started by a work-around (experiment, bench/wasmThreads.ts; default 0: off)
