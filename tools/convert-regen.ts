@@ -17,13 +17,14 @@ import { fileSystem, writeFileAtomic } from '../src/node.js';
 const opts = new Command()
   .option('--from <dir>', 'training output folder', '.tmp/regen-torch')
   .option('--to <dir>', 'model folder to write', 'models/mnist-regen')
+  .option('--state-bound <x>', "the trainer's --state-bound (its default: 10), kept as the model's stateBound so that vnca's own trainer continues with the same objective", Number, 10)
   .parse()
-  .opts<{ from: string; to: string }>();
+  .opts<{ from: string; to: string; stateBound: number }>();
 
 await tf.setBackend('cpu');
 const st = parseSafetensors(readFileSync(join(opts.from, 'weights.safetensors')));
 const config = JSON.parse(st.metadata.config!);
-const model = new VNCA({ ...NON_DOUBLING_MNIST, ...config });
+const model = new VNCA({ ...NON_DOUBLING_MNIST, ...config, stateBound: opts.stateBound });
 const named = model.namedWeights();
 const names = new Set(named.map((w) => w.name));
 for (const key of st.tensors.keys()) if (!names.has(key)) throw new Error(`${key}: not a weight of the model`);

@@ -11,7 +11,10 @@ import type { VNCAConfig } from './config.js';
 
 /** The loss terms of one batch, each a batch mean in nats, and the final cell states. @internal */
 export interface ElboTerms {
-  /** Negative ELBO: `reconstruction + kl` (with pooled entries: the fresh entries' KL summed over the batch size). */
+  /**
+   * Negative ELBO: `reconstruction + kl` (with pooled entries: the fresh entries' KL summed over
+   * the batch size), plus the overflow loss of `stateBound` when it is on.
+   */
   loss: tf.Scalar;
   /** Mean of -log p(x|z). */
   reconstruction: tf.Scalar;
@@ -65,6 +68,13 @@ export function elboTerms(
     const freshKl = nPooled > 0 ? tf.slice(kl, [nPooled], [-1]) : kl;
     const klMean = (freshKl.shape[0] > 0 ? tf.mean(freshKl) : tf.scalar(0)) as tf.Scalar;
     const klLoss = nPooled > 0 ? tf.div(tf.sum(freshKl), x.shape[0]) as tf.Scalar : klMean;
-    return { loss: tf.add(reconstruction, klLoss) as tf.Scalar, reconstruction, kl: klMean, state };
+    let loss = tf.add(reconstruction, klLoss) as tf.Scalar;
+    const bound = model.config.stateBound;
+    if (bound > 0) {
+      // Overflow loss: the excess of the final state beyond ±bound, summed per image, batch mean.
+      const excess = tf.sum(tf.abs(tf.sub(state, tf.clipByValue(state, -bound, bound))));
+      loss = tf.add(loss, tf.div(excess, x.shape[0])) as tf.Scalar;
+    }
+    return { loss, reconstruction, kl: klMean, state };
   });
 }

@@ -235,6 +235,18 @@ export class Trainer {
   /** Writes a batch's final states back into the pool (filling it first). @internal */
   private updatePool(final: tf.Tensor4D, images: tf.Tensor4D, drawn: PoolSample | null): void {
     const c = this.model.config;
+    // With stateBound, pooled states are kept within it (the overflow loss only discourages).
+    const bound = c.stateBound;
+    const kept = bound > 0 ? tf.clipByValue(final, -bound, bound) as tf.Tensor4D : final;
+    try {
+      this.writePool(kept, images, drawn);
+    } finally {
+      if (kept !== final) kept.dispose();
+    }
+  }
+
+  private writePool(final: tf.Tensor4D, images: tf.Tensor4D, drawn: PoolSample | null): void {
+    const c = this.model.config;
     if (!this.pool) {
       const f = this.poolFill;
       f.states.push(tf.clone(final));
