@@ -4,7 +4,8 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { assertInt } from '../core/errors.js';
+import { assertInt, VncaError } from '../core/errors.js';
+import { decodeBytesPerSample, decodeChunk, describeLimit, formatBytes, memoryHeadroom } from './memory.js';
 import { DiagonalGaussian, standardNormalLogProb } from './distributions.js';
 import { iwae, natsToBitsPerDim } from './losses.js';
 import type { VNCAConfig } from './config.js';
@@ -25,7 +26,11 @@ export interface EvaluateResult {
 export interface EvaluateOptions {
   /** Importance samples K per image. Default 128 (the paper's). */
   importanceSamples?: number;
-  /** Latents decoded at once. Default 32. */
+  /**
+   * Latents decoded at once. Default 32. Where the backend's memory is limited (wasm, 4 GiB)
+   * and the estimated decode of this many does not fit, fewer are decoded at once (the bound
+   * is the same when pUpdate is 1).
+   */
   decodeBatchSize?: number;
   /** Seed of the importance samples (image i uses seed + i). Default: fresh randomness. */
   seed?: number;
@@ -51,8 +56,13 @@ export interface EvaluableModel {
 export function evaluate(model: EvaluableModel, x: tf.Tensor4D, options: EvaluateOptions, fn: string): EvaluateResult {
   const k = options.importanceSamples ?? 128;
   assertInt(k, fn, 'options.importanceSamples', 1);
-  const chunk = options.decodeBatchSize ?? 32;
-  assertInt(chunk, fn, 'options.decodeBatchSize', 1);
+  const wanted = options.decodeBatchSize ?? 32;
+  assertInt(wanted, fn, 'options.decodeBatchSize', 1);
+  // The K latents and their log-densities stay while the chunks are decoded.
+  const chunk = decodeChunk(model.config, Math.min(wanted, k), 4 * k * (model.config.zSize + 4));
+  if (chunk === 0) {
+    throw new VncaError(fn, 'options.importanceSamples', `must be small enough that one decode fits, but decoding one latent takes about ${formatBytes(decodeBytesPerSample(model.config))} and ${describeLimit()} has ${formatBytes(memoryHeadroom())} free (K = ${k}).`);
+  }
   const n = x.shape[0];
   const perImage = new Float32Array(n);
   const q = model.encode(x);

@@ -8,6 +8,7 @@ import { assertInt, assertRank, describe, VncaError } from '../core/errors.js';
 import { checkImages } from './checks.js';
 import type { VNCAConfig } from './config.js';
 import type { GradientOptions } from './training.js';
+import { describeLimit, formatBytes, memoryHeadroom, trainStepBytes } from './memory.js';
 
 /**
  * Checks the {@link GradientOptions} of one step of a batch of `batch` images: `seed` and
@@ -53,11 +54,33 @@ export function checkTrainingImages(x: tf.Tensor, fn: string, arg: string): void
 }
 
 /**
+ * Refuses, before anything is allocated, a training step of `batch` images whose estimated
+ * memory (see memory.ts) exceeds what the backend has left, where the backend's memory is
+ * known to be limited (wasm: 4 GiB); running it would kill the backend. `steps`: a fixed
+ * model's rollout length (default: the longest of `stepsRange`). @internal
+ */
+export function checkTrainingMemory(c: VNCAConfig, batch: number, steps: number | undefined, fn: string): void {
+  const room = memoryHeadroom();
+  if (room === Infinity) return;
+  const { perSample, fixed, checkpointed } = trainStepBytes(c, steps);
+  const need = batch * perSample + fixed;
+  if (need <= room) return;
+  const most = Math.max(0, Math.floor((room - fixed) / perSample));
+  const kept = checkpointed ? 'keeps about' : 'keeps every step\'s activations for the backward pass, about';
+  const fix = checkpointed
+    ? 'Use a smaller batch, or split it (computeGradients on parts, or ParallelVNCA from vnca/node).'
+    : `Use checkpoint: 'auto' or true (about ${formatBytes(trainStepBytes({ ...c, checkpoint: true }, steps).perSample)} per image), or a smaller batch.`;
+  throw new VncaError(fn, 'batch', `must hold at most ${most} images here, but got ${batch}: with checkpoint ${JSON.stringify(c.checkpoint)} a training step ${kept} ${formatBytes(perSample)} per image (${formatBytes(need)} in all), and ${describeLimit()} has ${formatBytes(room)} free. ${fix}`);
+}
+
+/**
  * The checks of {@link VNCA.computeGradients} and {@link VNCA.trainStep}: the batch's shape,
- * its values ({@link checkTrainingImages}) and the step's options. @internal
+ * its values ({@link checkTrainingImages}), the step's options and its memory
+ * ({@link checkTrainingMemory}). @internal
  */
 export function checkTrainingBatch(c: VNCAConfig, batch: tf.Tensor4D, options: GradientOptions, fn: string): void {
   checkImages(c, batch, fn, 'batch');
   checkTrainingImages(batch, fn, 'batch');
   checkGradientOptions(options, batch.shape[0], c.zSize, fn);
+  checkTrainingMemory(c, batch.shape[0], options.steps, fn);
 }
