@@ -159,6 +159,8 @@ export class VNCA {
    * @returns The final cell states `[batch, imageSize, imageSize, zSize]` (channel 0 holds the
    *   Bernoulli logits), or with `returnStates` `{ state, states }` where `states` runs from the
    *   seed grid through every step and doubling. The caller owns every tensor.
+   * @throws VncaError when `z` is empty, or on the wasm backend (4 GiB) when the result cannot
+   *   fit; a batch whose decode would not fit at once is decoded in chunks that do.
    */
   decode(z: tf.Tensor2D, options?: { returnStates?: false; steps?: number; seed?: number }): tf.Tensor4D;
   decode(z: tf.Tensor2D, options: { returnStates: true; steps?: number; seed?: number }): Required<GrowResult>;
@@ -193,6 +195,8 @@ export class VNCA {
    * @param n Number of images.
    * @param options `seed` for z (and the update masks).
    * @returns Images `[n, imageSize, imageSize, imageChannels]` in [0, 1] (pixel probabilities for binary images).
+   * @throws VncaError on the wasm backend (4 GiB) when the `n` images cannot fit; images that do
+   *   fit but not decoded at once are decoded in chunks.
    */
   sample(n: number, options: { seed?: number } = {}): tf.Tensor4D {
     const fn = 'VNCA.sample';
