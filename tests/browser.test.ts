@@ -152,6 +152,7 @@ describe.skipIf(skip)('browser example (examples/browser) in headless Chromium',
     const d = await waitIdle(page, { sample: 1 });
     expect(d.backend).toBe('wasm');
     expect(d.softwareGpu, 'the page saw the software WebGL renderer').toBe('true');
+    expect(d.fma, 'vnca\'s relaxed-SIMD kernels on wasm (Chromium 114 and later)').toBe('true');
     await expect(page.locator('#backend').textContent()).resolves.toMatch(/\(webgl: software renderer \(SwiftShader\)\)/);
     await expect(page.locator('#backend-note').textContent()).resolves.toMatch(/software renderer .* runs on wasm/);
     console.log(`browser example: backend ${d.backend}`);

@@ -9,7 +9,13 @@
  * (`WEBGL_debug_renderer_info`, the WebGPU adapter's `isFallbackAdapter` and its
  * description) and skipped, and the page says why.
  *
- * Works in a window and in a worker (it uses OffscreenCanvas where there is no document).
+ * On wasm it also registers vnca's training kernels (`enableWasmTraining`) and then its
+ * relaxed-SIMD kernels (`enableRelaxedSimdKernels`: matMuls and convolutions with a hardware
+ * FMA), where the browser has relaxed SIMD (Chromium 114 and later); elsewhere that call
+ * returns false and changes nothing. {@link BackendChoice.fma} says which.
+ *
+ * Works in a window and in a worker (it uses OffscreenCanvas where there is no document);
+ * each thread has its own tfjs, so the training worker calls {@link startBackend} too.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -18,6 +24,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreadedSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { enableRelaxedSimdKernels, enableWasmTraining } from '../../src/index.js';
 
 setWasmPaths({
   'tfjs-backend-wasm.wasm': wasmUrl,
@@ -39,6 +46,11 @@ export interface BackendChoice {
   renderer: string | null;
   /** True when the machine's WebGL is a software renderer: expect CPU speeds. */
   softwareGpu: boolean;
+  /**
+   * True when vnca's relaxed-SIMD (FMA) kernels run the wasm backend's matMuls and
+   * convolutions; false on other backends and where the browser lacks relaxed SIMD.
+   */
+  fma: boolean;
 }
 
 /** Renderer names of software rasterisers. */
@@ -99,6 +111,21 @@ async function tryBackend(name: BackendName): Promise<boolean> {
 }
 
 /**
+ * On wasm: the training kernels first (the FMA kernels also replace the
+ * `Conv2DBackpropFilter` they add), then the FMA kernels where relaxed SIMD runs.
+ */
+async function wasmKernels(name: BackendName): Promise<boolean> {
+  if (name !== 'wasm') return false;
+  enableWasmTraining();
+  try {
+    return await enableRelaxedSimdKernels();
+  } catch (e) {
+    console.warn('relaxed-SIMD kernels did not start; the backend keeps its own', e);
+    return false;
+  }
+}
+
+/**
  * Starts the fastest backend that works here, or the forced one.
  *
  * @param forced - A backend name (from `?backend=`), or null to choose.
@@ -118,7 +145,9 @@ export async function startBackend(forced: string | null = null): Promise<Backen
     }
     if (reason === null) {
       try {
-        if (await tryBackend(name)) return { name, skipped, renderer: gl?.renderer ?? null, softwareGpu };
+        if (await tryBackend(name)) {
+          return { name, skipped, renderer: gl?.renderer ?? null, softwareGpu, fma: await wasmKernels(name) };
+        }
         reason = 'did not start';
       } catch (e) {
         console.warn(`backend ${name} did not start`, e);
@@ -139,8 +168,14 @@ export function describeBackend(choice: BackendChoice): { label: string; title: 
   const why = choice.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
   // The label names the webgl verdict (the one that matters on most machines); the title has all.
   const gl = choice.skipped.find((s) => s.name === 'webgl');
-  const label = `backend: ${choice.name}${gl ? ` (webgl: ${gl.reason})` : ''}`;
+  const fma = choice.name === 'wasm' ? (choice.fma ? ' · FMA kernels on' : ' · FMA kernels off') : '';
+  const label = `backend: ${choice.name}${gl ? ` (webgl: ${gl.reason})` : ''}${fma}`;
   let title = `tfjs backend ${choice.name}`;
+  if (choice.name === 'wasm') {
+    title += choice.fma
+      ? '. vnca\'s relaxed-SIMD kernels (hardware FMA) run its matMuls and convolutions'
+      : '. This browser has no relaxed SIMD: the wasm backend\'s own kernels run';
+  }
   if (why) title += ` (passed over: ${why})`;
   if (choice.renderer) title += `. WebGL renderer: ${choice.renderer}`;
   return { label, title };

@@ -18,6 +18,7 @@
  *
  * State for tests and the curious sits in data attributes of <body>: data-status
  * (loading | growing | regrowing | paused | inpainting | done | error), data-backend,
+ * data-fma (true when vnca's relaxed-SIMD kernels run the wasm backend),
  * data-steps-per-second, data-sample (growths started), data-grid (the grid's side),
  * data-version / data-drawn (the state's version and the version the canvas shows),
  * data-tensors (tf.memory().numTensors), data-runs (growths and regrowths started) and
@@ -30,6 +31,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { VNCA, damage, doubleCells, pretrainedUrl, step } from '../../src/index.js';
 import { backendNote, describeBackend, startBackend } from './backend.js';
+import { DrawPad, inkBounds, onDrag } from './drawPad.js';
 
 /**
  * The two models the page loads, folders under models/ (served at `./models/` by
@@ -58,7 +60,13 @@ function el<T extends HTMLElement>(id: string): T {
 const body = document.body;
 const gridCanvas = el<HTMLCanvasElement>('grid');
 const overlay = el<HTMLCanvasElement>('overlay');
-const pad = el<HTMLCanvasElement>('pad');
+/** The digit is drawn in white on black, with a pen a 11th of the pad wide. */
+const padCanvas = el<HTMLCanvasElement>('pad');
+const pad = new DrawPad(padCanvas, {
+  color: () => '#fff',
+  width: () => padCanvas.width / 11,
+  background: '#000',
+});
 const padInput = el<HTMLCanvasElement>('pad-input');
 const newSampleButton = el<HTMLButtonElement>('new-sample');
 const pauseButton = el<HTMLButtonElement>('pause');
@@ -85,7 +93,6 @@ const debugLine = el<HTMLParagraphElement>('debug');
 
 const gridCtx = gridCanvas.getContext('2d')!;
 const overlayCtx = overlay.getContext('2d')!;
-const padCtx = pad.getContext('2d', { willReadFrequently: true })!;
 const padInputCtx = padInput.getContext('2d')!;
 
 /** Radius, as a fraction of the grid side, of the damage brush and of the inpainting marker. */
@@ -458,7 +465,7 @@ function updateReadouts(): void {
   const ready = model !== null && status !== 'inpainting';
   newSampleButton.disabled = !ready;
   pauseButton.disabled = !ready;
-  padGrowButton.disabled = !ready || !padHasInk;
+  padGrowButton.disabled = !ready || !pad.hasInk;
   inpaintRunButton.disabled = !ready || run?.kind === 'grow' || !inpaintMask.some((v) => v > 0);
 }
 
@@ -472,12 +479,6 @@ function fail(e: unknown): void {
 
 // ---------------------------------------------------------------------------------------
 // The mouse on the grid: damage (cut cells away, regrow) or mark a region to inpaint
-
-/** Position of a pointer event on the grid, in [0, 1) x [0, 1). */
-function gridPosition(e: PointerEvent): { u: number; v: number } {
-  const rect = overlay.getBoundingClientRect();
-  return { u: (e.clientX - rect.left) / rect.width, v: (e.clientY - rect.top) / rect.height };
-}
 
 function damageAt(u: number, v: number): void {
   if (!model || !state || !handOver()) return;
@@ -527,29 +528,14 @@ function clearInpaintMask(): void {
   drawMarks();
 }
 
-let gridPointer: number | null = null;
-
-function onGridPointer(e: PointerEvent): void {
-  const { u, v } = gridPosition(e);
-  if (u < 0 || u >= 1 || v < 0 || v >= 1) return;
-  if (mode() === 'damage') damageAt(u, v);
-  else markAt(u, v);
-}
-
-overlay.addEventListener('pointerdown', (e) => {
-  if (!model || status === 'inpainting' || e.button !== 0) return;
-  gridPointer = e.pointerId;
-  overlay.setPointerCapture(e.pointerId);
-  onGridPointer(e);
+onDrag(overlay, {
+  canStart: () => model !== null && status !== 'inpainting',
+  move: (u, v) => {
+    if (u < 0 || u >= 1 || v < 0 || v >= 1) return;
+    if (mode() === 'damage') damageAt(u, v);
+    else markAt(u, v);
+  },
 });
-overlay.addEventListener('pointermove', (e) => {
-  if (gridPointer === e.pointerId) onGridPointer(e);
-});
-const endGridPointer = (e: PointerEvent): void => {
-  if (gridPointer === e.pointerId) gridPointer = null;
-};
-overlay.addEventListener('pointerup', endGridPointer);
-overlay.addEventListener('pointercancel', endGridPointer);
 
 /**
  * Inpainting with `model.inpaint`: the current image (binarised, as the model was trained)
@@ -588,55 +574,11 @@ async function inpaintMarked(): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // The drawing pad
 
-let padHasInk = false;
-let padPointer: number | null = null;
-let padLast: { x: number; y: number } | null = null;
-
 function clearPad(): void {
-  padCtx.fillStyle = '#000';
-  padCtx.fillRect(0, 0, pad.width, pad.height);
+  pad.clear();
   padInputCtx.fillStyle = '#000';
   padInputCtx.fillRect(0, 0, padInput.width, padInput.height);
-  padHasInk = false;
 }
-
-function padPoint(e: PointerEvent): { x: number; y: number } {
-  const rect = pad.getBoundingClientRect();
-  return { x: ((e.clientX - rect.left) * pad.width) / rect.width, y: ((e.clientY - rect.top) * pad.height) / rect.height };
-}
-
-function padStroke(to: { x: number; y: number }): void {
-  const from = padLast ?? to;
-  padCtx.strokeStyle = '#fff';
-  padCtx.lineWidth = pad.width / 11;
-  padCtx.lineCap = 'round';
-  padCtx.lineJoin = 'round';
-  padCtx.beginPath();
-  padCtx.moveTo(from.x, from.y);
-  padCtx.lineTo(to.x + (from === to ? 0.01 : 0), to.y);
-  padCtx.stroke();
-  padLast = to;
-  padHasInk = true;
-}
-
-pad.addEventListener('pointerdown', (e) => {
-  if (e.button !== 0) return;
-  padPointer = e.pointerId;
-  pad.setPointerCapture(e.pointerId);
-  padLast = null;
-  padStroke(padPoint(e));
-});
-pad.addEventListener('pointermove', (e) => {
-  if (padPointer === e.pointerId) padStroke(padPoint(e));
-});
-const endPadPointer = (e: PointerEvent): void => {
-  if (padPointer === e.pointerId) {
-    padPointer = null;
-    padLast = null;
-  }
-};
-pad.addEventListener('pointerup', endPadPointer);
-pad.addEventListener('pointercancel', endPadPointer);
 
 /**
  * The drawing as the model's input, MNIST style: the ink's bounding box scaled to fit
@@ -644,17 +586,9 @@ pad.addEventListener('pointercancel', endPadPointer);
  * `imageSize * imageSize` values in {0, 1}, or null when nothing is drawn.
  */
 function padImage(size: number): Float32Array | null {
-  const { data, width, height } = padCtx.getImageData(0, 0, pad.width, pad.height);
-  let top = height, left = width, bottom = -1, right = -1;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (data[4 * (y * width + x)]! > 64) {
-        top = Math.min(top, y); bottom = Math.max(bottom, y);
-        left = Math.min(left, x); right = Math.max(right, x);
-      }
-    }
-  }
-  if (bottom < 0) return null;
+  const ink = inkBounds(pad.ctx, (data, i) => data[i]! > 64);
+  if (!ink) return null;
+  const { top, left, bottom, right } = ink;
   const inner = size - 4; // 28 for 32: MNIST's digit area before the 2-pixel padding
   const box = (inner * 20) / 28;
   const bw = right - left + 1, bh = bottom - top + 1;
@@ -667,7 +601,7 @@ function padImage(size: number): Float32Array | null {
   sctx.fillRect(0, 0, inner, inner);
   sctx.imageSmoothingEnabled = true;
   sctx.imageSmoothingQuality = 'high';
-  sctx.drawImage(pad, left, top, bw, bh, inner / 2 - (bw * scale) / 2, inner / 2 - (bh * scale) / 2, bw * scale, bh * scale);
+  sctx.drawImage(pad.canvas, left, top, bw, bh, inner / 2 - (bw * scale) / 2, inner / 2 - (bh * scale) / 2, bw * scale, bh * scale);
   const pixels = sctx.getImageData(0, 0, inner, inner).data;
   const out = new Float32Array(size * size);
   for (let y = 0; y < inner; y++) {
@@ -739,6 +673,7 @@ async function main(): Promise<void> {
   clearPad();
   const choice = await startBackend(new URLSearchParams(location.search).get('backend'));
   body.dataset.backend = choice.name;
+  body.dataset.fma = String(choice.fma);
   body.dataset.softwareGpu = String(choice.softwareGpu);
   const { label, title } = describeBackend(choice);
   backendLabel.textContent = label;
