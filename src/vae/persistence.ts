@@ -41,7 +41,7 @@ export interface SaveOptions {
    * stopped: Adam's moments (as weights named `optimizer/adam/m/<weight>` and
    * `optimizer/adam/v/<weight>`), the sample pool of a pooled model (its states and images
    * as the weights `training/pool/states` and `training/pool/images`: poolSize x imageSize² x
-   * (zSize + imageChannels) floats, 25 MB for the non-doubling MNIST model), and the step count,
+   * (zSize + imageChannels) floats, 395 MiB for the non-doubling MNIST model with its pool of 1024), and the step count,
    * Adam's iteration count, the rollout rng's position, the pool's draws and the position of
    * {@link VNCA.fit}'s batch sampler (in `userDefinedMetadata.vncaTraining` of model.json),
    * all in the same save. Default false.
