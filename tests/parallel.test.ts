@@ -101,6 +101,11 @@ describe.each(BACKENDS)('ParallelVNCA on %s', (name) => {
     const seeded = await par.computeGradients(x, { seed: 11 });
     const ref = model.computeGradients(x, { seed: 11 });
     expectClose(gradsOf(model, seeded.grads), gradsOf(model, ref.grads), 1e-4, 1e-5);
+    // Seed 0 is a seed too (tfjs reads a falsy seed as none; tfSeed hands it over).
+    const zero = await par.computeGradients(x, { seed: 0 });
+    const zeroRef = model.computeGradients(x, { seed: 0 });
+    expectClose(gradsOf(model, zero.grads), gradsOf(model, zeroRef.grads), 1e-4, 1e-5);
+    tf.dispose([...Object.values(zero.grads), ...Object.values(zeroRef.grads)]);
     // A batch of one: the worker gets no rows.
     const x1 = tf.slice(x, 0, 1);
     const n1 = tf.slice(noise, 0, 1);

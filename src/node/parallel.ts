@@ -14,6 +14,7 @@ import { isBuiltInRule } from '../layers/registry.js';
 import { VNCA, type GradientOptions, type Gradients, type TrainStepResult } from '../vae/VNCA.js';
 import { checkGradientOptions, checkTrainingImages } from '../vae/trainingChecks.js';
 import { dataIdOf } from '../backend/tfjsInternals.js';
+import { tfSeed } from '../core/random.js';
 import { isRelaxedSimdEnabled } from '../backend/relaxed/relaxedMatMul.js';
 import type { GradientsRequest, Reply, Request, SampleRequest } from './parallelProtocol.js';
 
@@ -335,7 +336,7 @@ export class ParallelVNCA {
     const zSize = m.config.zSize;
     const steps = options.steps ?? m.nextRolloutSteps();
     const sizes = splitEvenly(b, this.threads.length + 1);
-    const noise = options.noise ? tf.clone(options.noise) : tf.randomNormal([b, zSize], 0, 1, 'float32', options.seed) as tf.Tensor2D;
+    const noise = options.noise ? tf.clone(options.noise) : tf.randomNormal([b, zSize], 0, 1, 'float32', tfSeed(options.seed)) as tf.Tensor2D;
     let mainThreadGradients: Gradients | null = null;
     try {
       this.syncWeights();
@@ -457,7 +458,7 @@ export class ParallelVNCA {
       const m = this.model;
       const zSize = m.config.zSize;
       const sizes = splitEvenly(n, this.threads.length + 1);
-      const z = tf.randomNormal([n, zSize], 0, 1, 'float32', options.seed) as tf.Tensor2D;
+      const z = tf.randomNormal([n, zSize], 0, 1, 'float32', tfSeed(options.seed)) as tf.Tensor2D;
       const parts: tf.Tensor4D[] = [];
       try {
         this.syncWeights();
