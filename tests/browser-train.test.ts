@@ -101,6 +101,9 @@ describe.skipIf(skip)('training page (examples/browser/train.html) in headless C
     expect(d.backend).toBe('wasm');
     expect(d.softwareGpu).toBe('true');
     await expect(page.locator('#backend').textContent()).resolves.toMatch(/backend: wasm \(webgl: software renderer/);
+    // Debian's Chromium (114 and later) runs relaxed SIMD: vnca's FMA kernels are on, and the page says so.
+    expect(d.fma).toBe('true');
+    await expect(page.locator('#backend').textContent()).resolves.toMatch(/FMA kernels on/);
     await expect(page.locator('#backend-note').textContent()).resolves.toMatch(/software renderer.*wasm/);
     await expect(page.locator('#expect').textContent()).resolves.toMatch(/No GPU here/);
   });
@@ -130,6 +133,8 @@ describe.skipIf(skip)('training page (examples/browser/train.html) in headless C
     const d = await dataset(page);
     expect(d.status, `page error: ${d.error}`).toBe('paused');
     expect(d.trainBackend).toBe('wasm');
+    expect(d.trainFma, 'FMA kernels in the training worker').toBe('true');
+    await expect(page.locator('#model-info').textContent()).resolves.toMatch(/wasm \(FMA kernels on\) in a worker/);
     const start = Number(d.lossStart), recent = Number(d.lossRecent);
     console.log(`training page: ${d.trainStep} tiny steps in ${seconds.toFixed(1)} s (${d.trainStepsPerSecond} steps/s on ${d.trainBackend}); loss ${start.toFixed(4)} -> ${recent.toFixed(4)}`);
     expect(recent, 'mean loss of the last 5 steps vs the first 5').toBeLessThan(0.85 * start);

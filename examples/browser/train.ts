@@ -17,14 +17,16 @@
  *   (`tf.io.browserFiles`) or a kept model. In Node: `GrowingNCA.load(fileSystem(dir))` from
  *   'vnca/node', with the two files in `dir` renamed `model.json` and kept as they are.
  *
- * - "Try a trained example" loads public/automata/lizard (a 🦎 trained on this page with the
- *   CPU settings on wasm, by measure-training.ts).
+ * - "Try a trained example" loads public/automata/lizard (a 🦎 trained on this page on wasm by
+ *   measure-training.ts, 600 steps with the earlier CPU settings: batch 4, rollouts of 32-48
+ *   steps; it regrows cuts better than 600 steps of today's CPU preset).
  *
  * URL parameters: `?backend=wasm` forces a backend, `?preset=tiny` picks settings,
  * `?seed=1` makes training and growth reproducible.
  *
  * State for tests sits in data attributes of <body>: data-status (loading | ready |
- * training | paused | error), data-backend, data-train-step, data-loss (last), data-loss-start
+ * training | paused | error), data-backend, data-fma and data-train-fma (vnca's relaxed-SIMD
+ * kernels on, on this thread and in the worker), data-train-step, data-loss (last), data-loss-start
  * (mean of the first 5 steps), data-loss-recent (mean of the last 5), data-snapshot (training
  * step of the weights in use), data-play (idle | growing | regrowing | done),
  * data-play-step, data-play-loss (the automaton's distance to the target: mean squared
@@ -35,6 +37,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import gifenc from 'gifenc';
 import { GrowingNCA, damage, runSteps, type GrowingNCAOptions } from '../../src/index.js';
 import { backendNote, describeBackend, startBackend, type BackendChoice } from './backend.js';
+import { DrawPad, inkBounds, onDrag } from './drawPad.js';
 import type { FromWorker, ToWorker } from './trainWorker.js';
 
 // ---------------------------------------------------------------------------------------
@@ -54,19 +57,22 @@ function growSteps(m: GrowingNCA): number {
 const CUT_RADIUS = 0.12;
 
 type PresetName = 'laptop' | 'cpu' | 'distill' | 'tiny';
-type TrainSettings = Required<Pick<GrowingNCAOptions, 'channels' | 'hidden' | 'batchSize' | 'poolSize' | 'damageCount' | 'damageAfter' | 'learningRate'>>
+type TrainSettings = Required<Pick<GrowingNCAOptions, 'channels' | 'hidden' | 'batchSize' | 'poolSize' | 'damageCount' | 'damageAfter' | 'learningRate' | 'decaySteps'>>
   & { stepsRange: [number, number]; previewEvery: number };
 
 /**
  * Presets. `distill` is the article's; `laptop` halves its batch and shortens the rollouts
- * to be recognisable within a few minutes on a laptop GPU; `cpu` also shrinks the rule for
- * wasm; `tiny` is a smoke test (tests/browser-train.test.ts).
+ * to be recognisable within a few minutes on a laptop GPU; `cpu` also shrinks the rule, the
+ * batch (2) and the rollouts (24-32 steps: just enough to grow a 40x40 grid from its centre)
+ * for wasm, with a higher learning rate that drops after 1000 steps: a step costs a third of
+ * the earlier CPU preset's (12/64, batch 4, 32-48 steps, 2e-3) and learns about as much
+ * (docs/browser-training.md); `tiny` is a smoke test (tests/browser-train.test.ts).
  */
 const PRESETS: Record<PresetName, TrainSettings> = {
-  distill: { channels: 16, hidden: 128, batchSize: 8, stepsRange: [64, 96], poolSize: 1024, damageCount: 3, damageAfter: 0, learningRate: 2e-3, previewEvery: 50 },
-  laptop: { channels: 16, hidden: 128, batchSize: 4, stepsRange: [48, 64], poolSize: 256, damageCount: 1, damageAfter: 300, learningRate: 2e-3, previewEvery: 25 },
-  cpu: { channels: 12, hidden: 64, batchSize: 4, stepsRange: [32, 48], poolSize: 128, damageCount: 1, damageAfter: 300, learningRate: 2e-3, previewEvery: 10 },
-  tiny: { channels: 8, hidden: 32, batchSize: 2, stepsRange: [16, 24], poolSize: 32, damageCount: 1, damageAfter: 20, learningRate: 3e-3, previewEvery: 10 },
+  distill: { channels: 16, hidden: 128, batchSize: 8, stepsRange: [64, 96], poolSize: 1024, damageCount: 3, damageAfter: 0, learningRate: 2e-3, decaySteps: 2000, previewEvery: 50 },
+  laptop: { channels: 16, hidden: 128, batchSize: 4, stepsRange: [48, 64], poolSize: 256, damageCount: 1, damageAfter: 300, learningRate: 2e-3, decaySteps: 2000, previewEvery: 25 },
+  cpu: { channels: 12, hidden: 64, batchSize: 2, stepsRange: [24, 32], poolSize: 64, damageCount: 1, damageAfter: 300, learningRate: 4e-3, decaySteps: 1000, previewEvery: 20 },
+  tiny: { channels: 8, hidden: 32, batchSize: 2, stepsRange: [16, 24], poolSize: 32, damageCount: 1, damageAfter: 20, learningRate: 3e-3, decaySteps: 2000, previewEvery: 10 },
 };
 
 const params = new URLSearchParams(location.search);
@@ -83,8 +89,6 @@ function el<T extends HTMLElement>(id: string): T {
 }
 
 const body = document.body;
-const pad = el<HTMLCanvasElement>('target-pad');
-const padCtx = pad.getContext('2d', { willReadFrequently: true })!;
 const targetView = el<HTMLCanvasElement>('target-view');
 const targetInfo = el<HTMLParagraphElement>('target-info');
 const brushColor = el<HTMLInputElement>('brush-color');
@@ -127,6 +131,7 @@ const settingInputs = {
   damageAfter: el<HTMLInputElement>('opt-damage-after'),
   damageCount: el<HTMLInputElement>('opt-damage'),
   learningRate: el<HTMLInputElement>('opt-lr'),
+  decaySteps: el<HTMLInputElement>('opt-decay'),
   previewEvery: el<HTMLInputElement>('opt-preview'),
 };
 
@@ -147,6 +152,11 @@ let trainStep = 0;
 let trainSeconds = 0;
 let lastStepAt = 0;
 let damageStarted = false;
+/**
+ * Whether the automaton on the right takes the worker's snapshots: true from "Train" or
+ * "Resume" until a model is loaded (a snapshot still on its way must not replace it).
+ */
+let takeSnapshots = false;
 
 /** The automaton on this thread: the latest snapshot or a loaded model. */
 let nca: GrowingNCA | null = null;
@@ -175,73 +185,39 @@ function fail(e: unknown): void {
 // ---------------------------------------------------------------------------------------
 // The target: drawing, image files, emoji
 
+/** The picture: drawn in the chosen colour and brush on a transparent pad. */
+const pad = new DrawPad(el<HTMLCanvasElement>('target-pad'), {
+  color: () => brushColor.value,
+  width: () => Number(brushSize.value),
+  onStrokeEnd: () => updateTarget(),
+});
+const padCanvas = pad.canvas;
+const padCtx = pad.ctx;
+
 function clearPad(): void {
-  padCtx.clearRect(0, 0, pad.width, pad.height);
-  padHasInk = false;
+  pad.clear();
   updateTarget();
 }
-
-let padHasInk = false;
-let padPointer: number | null = null;
-let padLast: { x: number; y: number } | null = null;
-
-function padPoint(e: PointerEvent): { x: number; y: number } {
-  const rect = pad.getBoundingClientRect();
-  return { x: ((e.clientX - rect.left) * pad.width) / rect.width, y: ((e.clientY - rect.top) * pad.height) / rect.height };
-}
-
-function padStroke(to: { x: number; y: number }): void {
-  const from = padLast ?? to;
-  padCtx.strokeStyle = brushColor.value;
-  padCtx.lineWidth = Number(brushSize.value);
-  padCtx.lineCap = 'round';
-  padCtx.lineJoin = 'round';
-  padCtx.beginPath();
-  padCtx.moveTo(from.x, from.y);
-  padCtx.lineTo(to.x + (from === to ? 0.01 : 0), to.y);
-  padCtx.stroke();
-  padLast = to;
-  padHasInk = true;
-}
-
-pad.addEventListener('pointerdown', (e) => {
-  if (e.button !== 0) return;
-  padPointer = e.pointerId;
-  pad.setPointerCapture(e.pointerId);
-  padLast = null;
-  padStroke(padPoint(e));
-});
-pad.addEventListener('pointermove', (e) => {
-  if (padPointer === e.pointerId) padStroke(padPoint(e));
-});
-const endPadPointer = (e: PointerEvent): void => {
-  if (padPointer !== e.pointerId) return;
-  padPointer = null;
-  padLast = null;
-  updateTarget();
-};
-pad.addEventListener('pointerup', endPadPointer);
-pad.addEventListener('pointercancel', endPadPointer);
 
 /** Draws an image (file or emoji canvas) onto the pad, fitted and centred. */
 function drawOnPad(source: CanvasImageSource, w: number, h: number): void {
-  padCtx.clearRect(0, 0, pad.width, pad.height);
-  const scale = Math.min(pad.width / w, pad.height / h);
+  padCtx.clearRect(0, 0, padCanvas.width, padCanvas.height);
+  const scale = Math.min(padCanvas.width / w, padCanvas.height / h);
   padCtx.imageSmoothingQuality = 'high';
-  padCtx.drawImage(source, (pad.width - w * scale) / 2, (pad.height - h * scale) / 2, w * scale, h * scale);
-  padHasInk = true;
+  padCtx.drawImage(source, (padCanvas.width - w * scale) / 2, (padCanvas.height - h * scale) / 2, w * scale, h * scale);
+  pad.hasInk = true;
   updateTarget();
 }
 
 function useEmoji(): void {
   const text = emojiInput.value.trim();
   if (!text) return;
-  padCtx.clearRect(0, 0, pad.width, pad.height);
+  padCtx.clearRect(0, 0, padCanvas.width, padCanvas.height);
   padCtx.textAlign = 'center';
   padCtx.textBaseline = 'middle';
-  padCtx.font = `${Math.round(pad.height * 0.8)}px "Noto Color Emoji", "Apple Color Emoji", "Segoe UI Emoji", sans-serif`;
-  padCtx.fillText(text, pad.width / 2, pad.height * 0.54);
-  padHasInk = true;
+  padCtx.font = `${Math.round(padCanvas.height * 0.8)}px "Noto Color Emoji", "Apple Color Emoji", "Segoe UI Emoji", sans-serif`;
+  padCtx.fillText(text, padCanvas.width / 2, padCanvas.height * 0.54);
+  pad.hasInk = true;
   updateTarget();
 }
 
@@ -255,14 +231,14 @@ el<HTMLInputElement>('image-file').addEventListener('change', (e) => {
   const file = (e.target as HTMLInputElement).files?.[0];
   if (file) void useImageFile(file).catch(fail);
 });
-pad.addEventListener('dragover', (e) => {
+padCanvas.addEventListener('dragover', (e) => {
   e.preventDefault();
-  pad.classList.add('dragover');
+  padCanvas.classList.add('dragover');
 });
-pad.addEventListener('dragleave', () => pad.classList.remove('dragover'));
-pad.addEventListener('drop', (e) => {
+padCanvas.addEventListener('dragleave', () => padCanvas.classList.remove('dragover'));
+padCanvas.addEventListener('drop', (e) => {
   e.preventDefault();
-  pad.classList.remove('dragover');
+  padCanvas.classList.remove('dragover');
   const file = e.dataTransfer?.files[0];
   if (file && file.type.startsWith('image/')) void useImageFile(file).catch(fail);
 });
@@ -276,17 +252,9 @@ gridSizeSelect.addEventListener('change', updateTarget);
  * Null when the pad is empty.
  */
 function padTarget(size: number): Float32Array | null {
-  const { data, width, height } = padCtx.getImageData(0, 0, pad.width, pad.height);
-  let top = height, left = width, bottom = -1, right = -1;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (data[4 * (y * width + x) + 3]! > 25) {
-        top = Math.min(top, y); bottom = Math.max(bottom, y);
-        left = Math.min(left, x); right = Math.max(right, x);
-      }
-    }
-  }
-  if (bottom < 0) return null;
+  const ink = inkBounds(padCtx, (data, i) => data[i + 3]! > 25);
+  if (!ink) return null;
+  const { top, left, bottom, right } = ink;
   const inner = size - 2 * BORDER;
   const bw = right - left + 1, bh = bottom - top + 1;
   const scale = inner / Math.max(bw, bh);
@@ -296,7 +264,7 @@ function padTarget(size: number): Float32Array | null {
   const sctx = small.getContext('2d', { willReadFrequently: true })!;
   sctx.imageSmoothingEnabled = true;
   sctx.imageSmoothingQuality = 'high';
-  sctx.drawImage(pad, left, top, bw, bh, (size - bw * scale) / 2, (size - bh * scale) / 2, bw * scale, bh * scale);
+  sctx.drawImage(pad.canvas, left, top, bw, bh, (size - bw * scale) / 2, (size - bh * scale) / 2, bw * scale, bh * scale);
   const pixels = sctx.getImageData(0, 0, size, size).data;
   const out = new Float32Array(size * size * 4);
   for (let i = 0; i < size * size; i++) {
@@ -339,7 +307,7 @@ function paintRgb(canvas: HTMLCanvasElement, rgb: ArrayLike<number>, size: numbe
 function updateTarget(): void {
   if (status === 'training' || status === 'paused') return; // the target of a run is fixed
   const size = Number(gridSizeSelect.value);
-  const data = padHasInk ? padTarget(size) : null;
+  const data = pad.hasInk ? padTarget(size) : null;
   target = data ? { size, data } : null;
   if (data) {
     paintRgba(targetView, data, size);
@@ -372,6 +340,7 @@ function applyPreset(name: PresetName): void {
   settingInputs.damageAfter.value = String(p.damageAfter);
   settingInputs.damageCount.value = String(p.damageCount);
   settingInputs.learningRate.value = String(p.learningRate);
+  settingInputs.decaySteps.value = String(p.decaySteps);
   settingInputs.previewEvery.value = String(p.previewEvery);
   updateExpectation();
 }
@@ -387,6 +356,7 @@ function readSettings(): TrainSettings {
     damageAfter: n(settingInputs.damageAfter),
     damageCount: n(settingInputs.damageCount),
     learningRate: n(settingInputs.learningRate),
+    decaySteps: n(settingInputs.decaySteps),
     previewEvery: n(settingInputs.previewEvery),
   };
 }
@@ -397,16 +367,16 @@ function updateExpectation(): void {
   const preset = presetSelect.value as PresetName;
   const lines: Record<PresetName, string> = {
     laptop: 'For a GPU: half the article\'s batch, shorter rollouts. The outline and colours come in the first few hundred steps, details over a few thousand.',
-    cpu: 'A smaller rule for CPUs: the outline and colours come in the first few hundred steps, fine detail takes thousands.',
+    cpu: 'A smaller rule, batch 2 and short rollouts for CPUs: the outline and colours come in the first few hundred steps, legs after about 600, fine detail takes thousands.',
     distill: 'The article\'s settings: the best results (it trains 8000 steps), and the slowest; for a good GPU.',
     tiny: 'A smoke test: it learns a blob of the right colour, not your picture.',
   };
   let text = lines[preset];
   if (backend && !gpu) {
-    // Measured in headless Chromium on wasm, 2 cores (docs/browser-training.md).
-    text += ' No GPU here: on wasm a 2-core laptop runs about 1 step/s with the CPU settings'
-      + ' (a lizard emoji showed its body, colours and a leg after 600 steps, 14 minutes),'
-      + ' and about 10 times fewer with the article\'s settings.';
+    // Measured in headless Chromium on wasm, on one core (docs/browser-training.md).
+    text += ' No GPU here: on wasm one CPU core runs about 2 steps/s with the CPU settings'
+      + ' (a lizard emoji showed its body and colours after 200-300 steps, about 2-3 minutes,'
+      + ' and four stubby legs after 600, about 5 minutes), and about 20 times fewer with the article\'s settings.';
   }
   expectLine.textContent = text;
 }
@@ -426,6 +396,7 @@ function startTraining(): void {
   damageStarted = false;
   lastStepAt = performance.now();
   const s = readSettings();
+  takeSnapshots = true;
   worker = new Worker(new URL('./trainWorker.ts', import.meta.url), { type: 'module' });
   worker.onmessage = (e: MessageEvent<FromWorker>) => onWorkerMessage(e.data);
   worker.onerror = (e) => fail(e.message || 'the training worker failed');
@@ -447,8 +418,10 @@ function startTraining(): void {
 
 function onWorkerMessage(m: FromWorker): void {
   if (m.type === 'ready') {
-    modelInfo.textContent = `Training on ${m.backend.name} in a worker · ${m.params.toLocaleString('en-US')} parameters`;
+    const fma = m.backend.name === 'wasm' ? ` (FMA kernels ${m.backend.fma ? 'on' : 'off'})` : '';
+    modelInfo.textContent = `Training on ${m.backend.name}${fma} in a worker · ${m.params.toLocaleString('en-US')} parameters`;
     body.dataset.trainBackend = m.backend.name;
+    body.dataset.trainFma = String(m.backend.fma);
   } else if (m.type === 'step') {
     const now = performance.now();
     trainSeconds += (now - lastStepAt) / 1000;
@@ -465,7 +438,7 @@ function onWorkerMessage(m: FromWorker): void {
     drawLossChart();
   } else if (m.type === 'snapshot') {
     showPool(m.pool, m.count);
-    void useSnapshot(m.artifacts, m.step).catch(fail);
+    if (takeSnapshots) void useSnapshot(m.artifacts, m.step).catch(fail);
   } else if (m.type === 'paused') {
     body.dataset.paused = 'true';
   } else if (m.type === 'error') {
@@ -488,6 +461,7 @@ function togglePause(): void {
     body.dataset.paused = 'false';
     lastStepAt = performance.now();
     stepTimes.length = 0;
+    takeSnapshots = true;
     worker.postMessage({ type: 'resume' } satisfies ToWorker);
     setStatus('training');
     pauseButton.textContent = 'Pause';
@@ -649,26 +623,12 @@ async function tick(): Promise<void> {
   requestAnimationFrame(() => void tick());
 }
 
-let playPointer: number | null = null;
-function onPlayPointer(e: PointerEvent): void {
-  const rect = play.getBoundingClientRect();
-  const u = (e.clientX - rect.left) / rect.width, v = (e.clientY - rect.top) / rect.height;
-  if (u >= 0 && u < 1 && v >= 0 && v < 1) cutAt(u, v);
-}
-play.addEventListener('pointerdown', (e) => {
-  if (!nca || !state || e.button !== 0) return;
-  playPointer = e.pointerId;
-  play.setPointerCapture(e.pointerId);
-  onPlayPointer(e);
+onDrag(play, {
+  canStart: () => nca !== null && state !== null,
+  move: (u, v) => {
+    if (u >= 0 && u < 1 && v >= 0 && v < 1) cutAt(u, v);
+  },
 });
-play.addEventListener('pointermove', (e) => {
-  if (playPointer === e.pointerId) onPlayPointer(e);
-});
-const endPlayPointer = (e: PointerEvent): void => {
-  if (playPointer === e.pointerId) playPointer = null;
-};
-play.addEventListener('pointerup', endPlayPointer);
-play.addEventListener('pointercancel', endPlayPointer);
 growButton.addEventListener('click', growFromSeed);
 
 // ---------------------------------------------------------------------------------------
@@ -725,6 +685,7 @@ async function loadModel(source: string | tf.io.IOHandler, label: string): Promi
   if (status === 'training') togglePause();
   setModel(next, 0);
   followBox.checked = false;
+  takeSnapshots = false;
   body.dataset.snapshot = 'loaded';
   modelInfo.textContent = `Loaded ${label} · ${next.countParams().toLocaleString('en-US')} parameters · grid ${next.gridShape.join('×')}`;
   const t = next.getTarget();
@@ -851,6 +812,7 @@ async function main(): Promise<void> {
   const choice = await startBackend(params.get('backend'));
   backend = choice;
   body.dataset.backend = choice.name;
+  body.dataset.fma = String(choice.fma);
   body.dataset.softwareGpu = String(choice.softwareGpu);
   const { label, title } = describeBackend(choice);
   backendLabel.textContent = label;
