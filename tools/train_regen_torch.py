@@ -135,6 +135,38 @@ def vnca_weights(model):
     return out
 
 
+def load_vnca_regen(folder):
+    """A `vnca` model folder of this model (model.json + weights, tfjs layouts) as a state_dict:
+    the inverse of vnca_weights, so --eval-only can evaluate what vnca saved (e.g. after
+    fine-tuning with vnca's own trainer, tools/train-vnca.ts)."""
+    manifest = json.load(open(os.path.join(folder, 'model.json')))
+    w = {}
+    for group in manifest['weightsManifest']:
+        raw = b''.join(open(os.path.join(folder, p), 'rb').read() for p in group['paths'])
+        at = 0
+        for spec in group['weights']:
+            n = int(np.prod(spec['shape']))
+            if spec.get('dtype', 'float32') == 'float32':
+                w[spec['name']] = np.frombuffer(raw, dtype=np.float32, count=n, offset=at).reshape(spec['shape'])
+            at += 4 * n
+    conv = lambda k: torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))  # HWIO -> OIHW
+    sd = {}
+    n_conv = sum(1 for k in w if k.startswith('encoder/conv') and k.endswith('/kernel'))
+    for i in range(n_conv):
+        sd[f'encoder.{2 * i}.weight'] = conv(w[f'encoder/conv{i}/kernel'])
+        sd[f'encoder.{2 * i}.bias'] = torch.from_numpy(w[f'encoder/conv{i}/bias'].copy())
+    dense = w['encoder/dense/kernel']
+    c = w[f'encoder/conv{n_conv - 1}/kernel'].shape[3]
+    hw = int(round(math.sqrt(dense.shape[0] / c)))
+    sd[f'encoder.{2 * n_conv + 1}.weight'] = torch.from_numpy(np.ascontiguousarray(
+        dense.reshape(hw, hw, c, -1).transpose(3, 2, 0, 1).reshape(dense.shape[1], -1)))
+    sd[f'encoder.{2 * n_conv + 1}.bias'] = torch.from_numpy(w['encoder/dense/bias'].copy())
+    sd['rule.conv_in.weight'] = conv(w['rule/conv_in/kernel'])
+    sd['rule.conv_in.bias'] = torch.from_numpy(w['rule/conv_in/bias'].copy())
+    sd['rule.conv_out.weight'] = conv(w['rule/conv_out/kernel'])
+    return sd
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data', default='.tmp/mnist-28')
@@ -164,6 +196,8 @@ def main():
                    help='cell state values beyond +-this are penalised (overflow loss), so pooled states stay bounded')
     p.add_argument('--reset-pool', action='store_true', help='with --resume: refill the pool from fresh states')
     p.add_argument('--set-lr', type=float, default=None, help='with --resume: a new learning rate')
+    p.add_argument('--eval-from', default=None,
+                   help='with --eval-only: evaluate the weights of this vnca model folder (e.g. models/mnist-regen)')
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -208,6 +242,9 @@ def main():
             f.write('step,seconds,loss,recon,kl,gradNorm\n')
     log(f'config {json.dumps(config)}; {V.param_count(model)} parameters; train {train.shape[0]}')
 
+    if args.eval_only and args.eval_from:
+        model.load_state_dict(load_vnca_regen(args.eval_from))
+        log(f'weights from {args.eval_from}')
     if args.eval_only:
         test = load_split(args.data, 'test')[args.eval_offset:args.eval_offset + args.eval_only]
         model.eval()
