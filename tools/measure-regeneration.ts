@@ -17,9 +17,12 @@ const opts = new Command()
   .option('--model <name|dir>', 'pretrained name or model folder', 'mnist-regen')
   .option('--images <n>', 'held-out digits (from the first)', (v) => Number(v), 999)
   .option('--seed <n>', 'seed of the damage positions', (v) => Number(v), 0)
+  .option('--iterations <n>', 'inpainting rounds (default: model.inpaint\'s own)', (v) => Number(v))
+  .option('--inpaint-steps <n>', 'regrowth steps of inpainting\'s first round (default: model.inpaint\'s own)', (v) => Number(v))
+  .option('--no-inpaint-damage', 'inpainting: regrow the hole without zeroing its cells first')
   .option('--out <file>', 'JSON output (default: print only)')
   .parse()
-  .opts<{ model: string; images: number; seed: number; out?: string }>();
+  .opts<{ model: string; images: number; seed: number; iterations?: number; inpaintSteps?: number; inpaintDamage: boolean; out?: string }>();
 
 await tf.setBackend('wasm');
 await enableRelaxedSimdKernels(); // FMA kernels where the runtime has relaxed SIMD (Node 22+): same numbers, faster
@@ -29,7 +32,10 @@ const test = loadMnistDigits({ split: 'test', pad });
 const x = datasetToTensor(test, 0, Math.min(opts.images, test.count));
 const start = performance.now();
 const r = measureRegeneration(model, x, { seed: opts.seed });
-const ip = measureInpainting(model, x, { seed: opts.seed });
+const ip = measureInpainting(model, x, {
+  seed: opts.seed, iterations: opts.iterations, damage: opts.inpaintDamage,
+  steps: opts.inpaintSteps === undefined ? undefined : [opts.inpaintSteps],
+});
 const result = {
   model: opts.model,
   images: x.shape[0],
@@ -40,6 +46,7 @@ const result = {
   regrown: r.regrown.map((g) => ({ steps: g.steps, logLikelihood: g.logLikelihood, recovery: g.recovery })),
   inpainting: {
     hole: `${ip.size}x${ip.size} square of pixels`,
+    options: `iterations ${opts.iterations ?? 'default'}, steps ${opts.inpaintSteps ?? 'default'}, damage ${opts.inpaintDamage}`,
     inpainted: ip.inpainted,
     posteriorMean: ip.posteriorMean,
   },

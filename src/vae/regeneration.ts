@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { VncaError, assertInt, describe } from '../core/errors.js';
 import { mulberry32 } from '../core/random.js';
+import type { InpaintOptions } from './inpainting.js';
 import type { VNCA } from './VNCA.js';
 
 /** Options of {@link measureRegeneration} and {@link measureInpainting}. @category VAE */
@@ -185,11 +186,14 @@ export function measureRegeneration(model: VNCA, x: tf.Tensor4D, options: Regene
  *
  * @param model A trained VNCA with a Bernoulli likelihood.
  * @param x Held-out binary images `[batch, imageSize, imageSize, 1]` (not disposed).
- * @param options `size`, `seed`, `batchSize`; `steps[0]` is passed to `inpaint` as its steps (default: inpaint's own).
+ * @param options `size`, `seed`, `batchSize`; `steps[0]`, `iterations` and `damage` are passed
+ *   to `inpaint` as its `steps`, `iterations` and `damage` (default: inpaint's own).
  * @returns Plain numbers, nats per image (summed over the hole's pixels).
  * @category VAE
  */
-export function measureInpainting(model: VNCA, x: tf.Tensor4D, options: RegenerationOptions = {}): InpaintingResult {
+export function measureInpainting(
+  model: VNCA, x: tf.Tensor4D, options: RegenerationOptions & Pick<InpaintOptions, 'iterations' | 'damage'> = {},
+): InpaintingResult {
   const fn = 'measureInpainting';
   if (model.config.likelihood !== 'bernoulli') {
     throw new VncaError(fn, 'model', `must have a Bernoulli likelihood, but has '${model.config.likelihood}'.`);
@@ -212,7 +216,7 @@ export function measureInpainting(model: VNCA, x: tf.Tensor4D, options: Regenera
       tf.tidy(() => {
         const xb = tf.slice(x, [start, 0, 0, 0], [count, -1, -1, -1]) as tf.Tensor4D;
         const hole = tf.expandDims(tf.slice(holes, [start, 0, 0], [count, -1, -1]), 3) as tf.Tensor4D;
-        const out = model.inpaint(xb, hole, { seed: seed + start, steps: inpaintSteps });
+        const out = model.inpaint(xb, hole, { seed: seed + start, steps: inpaintSteps, iterations: options.iterations, damage: options.damage });
         filled.set(holeLogLik(out, xb, hole).dataSync(), start);
         const q = model.encode(tf.mul(xb, tf.sub(1, hole)) as tf.Tensor4D);
         const decoded = model.render(model.decode(q.mean as tf.Tensor2D, { seed: seed + start }));
