@@ -371,8 +371,9 @@ export class VNCA {
   /**
    * Inpainting, as the paper's authors suggest: encode the image (its unknown pixels zeroed),
    * grow it, damage the cells of the unknown region and let the automaton grow new content
-   * there, while the known cells are held at their grown values; the known pixels of the
-   * result are the input's.
+   * there, while the known cells are held at their grown values; then (`iterations`, default 2)
+   * rounds of completion: encode the completed image, decode its posterior mean, take the region
+   * from it. The known pixels of the result are the input's.
    *
    * @param x Images `[batch, imageSize, imageSize, imageChannels]` in [0, 1].
    * @param mask Unknown region, 1 = to fill: `[imageSize, imageSize]`, `[batch, imageSize, imageSize]` or `[batch, imageSize, imageSize, 1]`.
@@ -380,6 +381,7 @@ export class VNCA {
    *   `damage` (default true): zero the region's cells before regrowing them. A model trained
    *   without damage (like the doubling model) cannot regrow zeroed cells; with `damage: false`
    *   the region starts from the cells grown from the masked image's posterior mean instead.
+   *   `iterations` (default 2): rounds of completion, 1 = the regrowth alone (see {@link InpaintOptions}).
    * @returns Images of the shape of `x`: known pixels from `x`, the region grown anew.
    */
   inpaint(x: tf.Tensor4D, mask: tf.Tensor, options: InpaintOptions = {}): tf.Tensor4D {
