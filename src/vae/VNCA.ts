@@ -377,11 +377,11 @@ export class VNCA {
    *
    * @param x Images `[batch, imageSize, imageSize, imageChannels]` in [0, 1].
    * @param mask Unknown region, 1 = to fill: `[imageSize, imageSize]`, `[batch, imageSize, imageSize]` or `[batch, imageSize, imageSize, 1]`.
-   * @param options `steps` of regrowth (default `2 * stepsPerDoubling`, or `stepsRange[0]`), `seed`,
-   *   `damage` (default true): zero the region's cells before regrowing them. A model trained
-   *   without damage (like the doubling model) cannot regrow zeroed cells; with `damage: false`
-   *   the region starts from the cells grown from the masked image's posterior mean instead.
-   *   `iterations` (default 2): rounds of completion, 1 = the regrowth alone (see {@link InpaintOptions}).
+   * @param options `steps` of regrowth in round 1 (default `2 * stepsPerDoubling`, or 0 for a
+   *   fixed model: round 1 is then the posterior-mean decode), `seed`, `damage` (default
+   *   `steps > 0`): zero the region's cells before regrowing them; with `damage: false` the region
+   *   starts from the cells grown from the masked image's posterior mean instead.
+   *   `iterations` (default 2): rounds of completion, 1 = round 1 alone (see {@link InpaintOptions}).
    * @returns Images of the shape of `x`: known pixels from `x`, the region grown anew.
    */
   inpaint(x: tf.Tensor4D, mask: tf.Tensor, options: InpaintOptions = {}): tf.Tensor4D {
