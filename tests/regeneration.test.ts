@@ -46,7 +46,7 @@ describe.each(BACKENDS)('regeneration and inpainting measures on %s', (backend) 
     for (const v of r.damagedPerImage) expect(v).toBeCloseTo(784 * LOG_HALF, 2);
     // The inpainting measure, with the whole image as the hole: in round 1 (the damage and
     // regrowth) the zero rule regrows nothing, p = 0.5.
-    const ip = measureInpainting(m, x, { size: 28, iterations: 1 });
+    const ip = measureInpainting(m, x, { size: 28, iterations: 1, damage: true });
     for (const v of ip.inpaintedPerImage) expect(v).toBeCloseTo(784 * LOG_HALF, 1);
     expect(ip.posteriorMeanPerImage).toHaveLength(5);
     expect(ip.size).toBe(28);

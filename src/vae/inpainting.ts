@@ -18,13 +18,15 @@ import type { VNCAConfig } from './config.js';
 /** Options of {@link VNCA.inpaint}. @category VAE */
 export interface InpaintOptions {
   /**
-   * Steps of regrowth in the first round. Default `2 * stepsPerDoubling`, or `stepsRange[0]`
-   * for a fixed model.
+   * Steps of regrowth in the first round. Default `2 * stepsPerDoubling` for a doubling model;
+   * 0 for a fixed (non-doubling) one, whose round 1 is then the posterior-mean decode itself
+   * (measured with `measureInpainting`: the damage-trained fixed model's regrowth fills a hole
+   * with blobs that later rounds turn into wrong shapes).
    */
   steps?: number;
   /** Seed of the decoding and of the update masks. */
   seed?: number;
-  /** Zero the region's cells before the first round regrows them. Default true. */
+  /** Zero the region's cells before the first round regrows them. Default: `steps > 0`. */
   damage?: boolean;
   /**
    * Rounds of completion, at least 1. Round 1 grows the region as described above; each
@@ -122,7 +124,7 @@ export function inpaint(model: InpaintingModel, x: tf.Tensor4D, mask: tf.Tensor,
   let p: tf.Tensor4D | undefined;
   let sum: tf.Tensor4D | undefined;
   try {
-    p = regrowRegion(model, known, m, keep, steps, options.damage !== false, roundSeed(0));
+    p = regrowRegion(model, known, m, keep, steps, options.damage ?? steps > 0, roundSeed(0));
     for (let r = 1; r < iterations; r++) {
       const next = tf.tidy(() => {
         const completed = tf.add(known, tf.mul(p!, m)) as tf.Tensor4D;
