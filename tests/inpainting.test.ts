@@ -65,8 +65,9 @@ describe.each(BACKENDS)('VNCA.inpaint with rounds of completion on %s', (backend
       return tf.add(tf.mul(x, tf.sub(1, mask)), tf.mul(p, mask)).arraySync();
     });
     expect(run({ iterations: 2, steps: 3, seed: 5 })).toEqual(want);
-    // The default is 2 rounds.
-    expect(run({ steps: 3, seed: 5 })).toEqual(want);
+    // A fixed model's default is 3 rounds (a doubling model's 2).
+    expect(run({ steps: 3, seed: 5 })).toEqual(run({ iterations: 3, steps: 3, seed: 5 }));
+    expect(m.growthPlan.inpaintIterations(m.config)).toBe(3);
   });
 
   it('a fixed model\'s round 1 defaults to the posterior-mean decode: no regrowth, no damage', () => {
@@ -119,12 +120,14 @@ describe('inpainting with the shipped mnist-regen', () => {
     const model = await VNCA.load(pretrained('mnist-regen'));
     const x = datasetToTensor(loadMnistDigits({ split: 'test', pad: 0 }), 0, 24);
     const before = tf.memory().numTensors;
-    const two = measureInpainting(model, x, { batchSize: 24 });
+    const two = measureInpainting(model, x, { batchSize: 24, iterations: 2 });
+    const three = measureInpainting(model, x, { batchSize: 24 });
     const one = measureInpainting(model, x, { batchSize: 24, iterations: 1 });
     // Round 1 alone is, by default for this fixed model, the posterior-mean decode itself;
     // round 2 gains several nats per digit, and so does it after round 1's damage and regrowth.
     expect(Array.from(one.inpaintedPerImage)).toEqual(Array.from(one.posteriorMeanPerImage));
     expect(two.inpainted).toBeGreaterThan(one.inpainted + 5);
+    expect(three.inpainted).toBeGreaterThan(two.inpainted);
     const regrown = measureInpainting(model, x, { batchSize: 24, steps: [32], damage: true });
     const regrownOnly = measureInpainting(model, x, { batchSize: 24, steps: [32], damage: true, iterations: 1 });
     expect(regrown.inpainted).toBeGreaterThan(regrownOnly.inpainted + 5);

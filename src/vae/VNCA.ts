@@ -371,7 +371,7 @@ export class VNCA {
   /**
    * Inpainting, as the paper's authors suggest: encode the image (its unknown pixels zeroed),
    * grow it, damage the cells of the unknown region and let the automaton grow new content
-   * there, while the known cells are held at their grown values; then (`iterations`, default 2)
+   * there, while the known cells are held at their grown values; then (`iterations`, default 2 or 3)
    * rounds of completion: encode the completed image, decode its posterior mean, take the region
    * from it. The known pixels of the result are the input's.
    *
@@ -381,7 +381,7 @@ export class VNCA {
    *   fixed model: round 1 is then the posterior-mean decode), `seed`, `damage` (default
    *   `steps > 0`): zero the region's cells before regrowing them; with `damage: false` the region
    *   starts from the cells grown from the masked image's posterior mean instead.
-   *   `iterations` (default 2): rounds of completion, 1 = round 1 alone (see {@link InpaintOptions}).
+   *   `iterations` (default 2, or 3 for a fixed model): rounds of completion, 1 = round 1 alone (see {@link InpaintOptions}).
    * @returns Images of the shape of `x`: known pixels from `x`, the region grown anew.
    */
   inpaint(x: tf.Tensor4D, mask: tf.Tensor, options: InpaintOptions = {}): tf.Tensor4D {

@@ -26,8 +26,10 @@ export interface GrowthPlan {
   rollout(rule: Rule, seed: tf.Tensor4D, c: VNCAConfig, options: RolloutOptions): GrowResult;
   /** Steps `VNCA.regenerate` runs by default. */
   regrowthSteps(c: VNCAConfig): number;
-  /** Steps `VNCA.inpaint` runs by default. */
+  /** Steps `VNCA.inpaint` runs by default (in its first round). */
   inpaintSteps(c: VNCAConfig): number;
+  /** Rounds of completion `VNCA.inpaint` runs by default. */
+  inpaintIterations(c: VNCAConfig): number;
   /** Rollout length of the next training step (`undefined`: the plan's own), drawn with `rng`. */
   trainingSteps(c: VNCAConfig, rng: Rng): number | undefined;
   /** Whether training keeps a sample pool of final states. */
@@ -42,6 +44,7 @@ const DOUBLING: GrowthPlan = {
   rollout: (rule, seed, c, o) => grow(rule, seed, { ...common(c, o), stepsPerDoubling: c.stepsPerDoubling, nDoublings: c.nDoublings }),
   regrowthSteps: (c) => c.stepsPerDoubling,
   inpaintSteps: (c) => 2 * c.stepsPerDoubling,
+  inpaintIterations: () => 2,
   trainingSteps: () => undefined,
   usesPool: () => false,
 };
@@ -54,6 +57,7 @@ const FIXED: GrowthPlan = {
   // Measured (docs/pretrained.md): a damage-trained fixed model fills a hole better, and with
   // truer shapes, from its posterior-mean decode refined by rounds of completion than after regrowth.
   inpaintSteps: () => 0,
+  inpaintIterations: () => 3,
   trainingSteps: (c, rng) => c.stepsRange[0] + Math.floor(rng() * (c.stepsRange[1] - c.stepsRange[0] + 1)),
   usesPool: (c) => c.poolSize > 0,
 };

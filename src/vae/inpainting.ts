@@ -33,14 +33,12 @@ export interface InpaintOptions {
    * further round encodes the completed image (the known pixels, the region filled with the
    * previous round's pixel means), decodes its posterior mean and takes the region from it.
    * The result's region is the mean of rounds 2 to `iterations` (round 1's when 1), so more
-   * rounds hedge rather than drift. Default 2, chosen by `measureInpainting` on held-out digits
-   * with both shipped models (docs/pretrained.md); 1 is round 1 alone, the earlier behaviour.
+   * rounds hedge rather than drift. Default 2 for a doubling model, 3 for a fixed one, chosen by
+   * `measureInpainting` on held-out digits with the shipped models (docs/pretrained.md);
+   * 1 is round 1 alone, the earlier behaviour.
    */
   iterations?: number;
 }
-
-/** Default rounds of {@link VNCA.inpaint} (see {@link InpaintOptions.iterations}). */
-const DEFAULT_ITERATIONS = 2;
 
 /** Seeds of round r > 1 are the first round's plus r times this. */
 const ROUND_SEED_STRIDE = 1000;
@@ -108,7 +106,7 @@ export function inpaint(model: InpaintingModel, x: tf.Tensor4D, mask: tf.Tensor,
   if (typeof options !== 'object' || options === null) throw new VncaError(fn, 'options', `must be an object, but got ${describe(options)}.`);
   const steps = options.steps ?? model.growthPlan.inpaintSteps(c);
   assertInt(steps, fn, 'options.steps', 0);
-  const iterations = options.iterations ?? DEFAULT_ITERATIONS;
+  const iterations = options.iterations ?? model.growthPlan.inpaintIterations(c);
   assertInt(iterations, fn, 'options.iterations', 1);
   if (options.damage !== undefined && typeof options.damage !== 'boolean') {
     throw new VncaError(fn, 'options.damage', `must be a boolean, but got ${describe(options.damage)}.`);
