@@ -13,16 +13,19 @@ import { enableRelaxedSimdKernels, measureInpainting, measureRegeneration } from
 import { loadModel } from '../src/cli/model.js';
 import { datasetToTensor, loadMnistDigits, writeFileAtomic } from '../src/node.js';
 
-const opts = new Command()
+const program = new Command()
   .option('--model <name|dir>', 'pretrained name or model folder', 'mnist-regen')
   .option('--images <n>', 'held-out digits (from the first)', (v) => Number(v), 999)
   .option('--seed <n>', 'seed of the damage positions', (v) => Number(v), 0)
   .option('--iterations <n>', 'inpainting rounds (default: model.inpaint\'s own)', (v) => Number(v))
   .option('--inpaint-steps <n>', 'regrowth steps of inpainting\'s first round (default: model.inpaint\'s own)', (v) => Number(v))
+  .option('--inpaint-damage', 'inpainting: zero the hole\'s cells before its first-round regrowth (default: model.inpaint\'s own)')
   .option('--no-inpaint-damage', 'inpainting: regrow the hole without zeroing its cells first')
   .option('--out <file>', 'JSON output (default: print only)')
-  .parse()
-  .opts<{ model: string; images: number; seed: number; iterations?: number; inpaintSteps?: number; inpaintDamage: boolean; out?: string }>();
+  .parse();
+const opts = program.opts<{ model: string; images: number; seed: number; iterations?: number; inpaintSteps?: number; inpaintDamage: boolean; out?: string }>();
+// Only an explicit --inpaint-damage / --no-inpaint-damage overrides inpaint's per-model default.
+const inpaintDamage = program.getOptionValueSource('inpaintDamage') === 'cli' ? opts.inpaintDamage : undefined;
 
 await tf.setBackend('wasm');
 await enableRelaxedSimdKernels(); // FMA kernels where the runtime has relaxed SIMD (Node 22+): same numbers, faster
@@ -33,7 +36,7 @@ const x = datasetToTensor(test, 0, Math.min(opts.images, test.count));
 const start = performance.now();
 const r = measureRegeneration(model, x, { seed: opts.seed });
 const ip = measureInpainting(model, x, {
-  seed: opts.seed, iterations: opts.iterations, damage: opts.inpaintDamage,
+  seed: opts.seed, iterations: opts.iterations, damage: inpaintDamage,
   steps: opts.inpaintSteps === undefined ? undefined : [opts.inpaintSteps],
 });
 const result = {
@@ -46,7 +49,7 @@ const result = {
   regrown: r.regrown.map((g) => ({ steps: g.steps, logLikelihood: g.logLikelihood, recovery: g.recovery })),
   inpainting: {
     hole: `${ip.size}x${ip.size} square of pixels`,
-    options: `iterations ${opts.iterations ?? 'default'}, steps ${opts.inpaintSteps ?? 'default'}, damage ${opts.inpaintDamage}`,
+    options: `iterations ${opts.iterations ?? 'default'}, steps ${opts.inpaintSteps ?? 'default'}, damage ${inpaintDamage ?? 'default'}`,
     inpainted: ip.inpainted,
     posteriorMean: ip.posteriorMean,
   },
