@@ -58,9 +58,14 @@ parts.push(
   `<text x="${(L + W - R) / 2}" y="${H - 8}" text-anchor="middle">training step</text>`,
   `<text x="14" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">${opts.yLabel}</text>`,
 );
-for (const m of opts.mark ?? []) {
+/** A marker's label left of its line, or right of it where the left side has no room; alternate rows. */
+function markLabel(at: number, text: string, row: number): string {
+  const left = at - L > 6.5 * text.length;
+  return `<text x="${left ? at - 4 : at + 4}" y="${T + 12 + 14 * row}" fill="#666" text-anchor="${left ? 'end' : 'start'}">${text}</text>`;
+}
+for (const [row, m] of (opts.mark ?? []).entries()) {
   const [at, text] = [Number(m.split(':')[0]), m.split(':').slice(1).join(':')];
-  parts.push(`<line x1="${x(at)}" x2="${x(at)}" y1="${T}" y2="${H - B}" stroke="#999" stroke-dasharray="4 3"/>`, `<text x="${x(at) - 4}" y="${T + 12}" fill="#666" text-anchor="end">${text}</text>`);
+  parts.push(`<line x1="${x(at)}" x2="${x(at)}" y1="${T}" y2="${H - B}" stroke="#999" stroke-dasharray="4 3"/>`, markLabel(x(at), text, row % 2));
 }
 series.forEach((s, k) => {
   const d = s.map((v, i) => `${i ? 'L' : 'M'}${x(steps[i]!).toFixed(1)},${y(v).toFixed(1)}`).join('');
