@@ -1,17 +1,22 @@
 /**
  * 05 — Inpainting: fill in the hidden part of a digit.
  *
- * `model.inpaint(x, mask)` (mask `[32, 32]` or `[n, 32, 32]`, 1 = unknown) does what a
- * short article about the paper suggests: it encodes the image with its unknown pixels
- * zeroed, grows the posterior mean to a 32x32 grid of cells, zeroes (damages) the cells of
- * the unknown region, and lets the automaton grow new content there for a few steps while
- * the known cells are held at their grown values. The known pixels of the result are the input's.
+ * `model.inpaint(x, mask)` (mask `[size, size]` or `[n, size, size]`, 1 = unknown) fills the
+ * hidden part in rounds. Round 1 encodes the image with its unknown pixels zeroed and decodes
+ * the posterior mean; with a doubling model (`mnist-small`) it then zeroes (damages) the cells
+ * of the unknown region and lets the automaton grow new content there for 2 x stepsPerDoubling
+ * steps while the known cells are held at their grown values, as a short article about the
+ * paper suggests; with a fixed (non-doubling) model such as the default `mnist-regen` round 1
+ * is the posterior-mean decode itself (`--steps` > 0 regrows it there too). Each later round
+ * encodes the completed image (known pixels plus the previous round's fill), decodes its
+ * posterior mean and takes the hidden part from that; the result's hidden part is the mean of
+ * rounds 2 to `--iterations` (default 2 for a doubling model, 3 for a fixed one; 1 = round 1
+ * alone). The known pixels of the result are the input's.
  *
- * How well the damaged cells regrow depends on whether the model was trained to repair
- * damage: the default model, `mnist-regen` (28x28), was; the doubling `mnist-small` was not
- * (try `--model mnist-small`; see docs/concepts.md). For comparison this
- * example also fills the hidden part from the decode of the posterior mean alone, without
- * the damage (`inpaintFromPosterior` in common.ts: encode the masked digit, decode, paste).
+ * For comparison this example also fills the hidden part from the decode of the posterior
+ * mean alone (`inpaintFromPosterior` in common.ts: encode the masked digit, decode, paste),
+ * which is what round 1 gives a fixed model. The models and how `measureInpainting` scores
+ * both are in docs/pretrained.md; try `--model mnist-small` (see docs/concepts.md).
  *
  * Writes <out>/inpainting.png, one row each: held-out digits; the masked input (unknown part
  * blue); model.inpaint; the posterior decode (new parts tinted blue). Prints how far each
@@ -19,7 +24,8 @@
  *
  * Usage:
  *   npx tsx examples/05-inpaint.ts
- *   npx tsx examples/05-inpaint.ts --mask right --n 10 --steps 24
+ *   npx tsx examples/05-inpaint.ts --mask right --n 10 --iterations 4
+ *   npx tsx examples/05-inpaint.ts --model mnist-small --steps 24
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { join } from 'node:path';
@@ -36,12 +42,13 @@ const opts = backendOption(new Command()
   .option('--model <name|dir>', 'shipped model name or model folder', 'mnist-regen')
   .addOption(new Option('--mask <which>', 'the hidden part').choices([...MASKS]).default('bottom'))
   .option('--n <n>', 'number of held-out digits', positiveInt, 8)
-  .option('--steps <n>', 'steps of regrowth in the hidden region (default: 2 x stepsPerDoubling)', int)
+  .option('--steps <n>', 'steps of regrowth of the hidden cells, zeroed first, in round 1 (default: 2 x stepsPerDoubling for a doubling model; 0 for a fixed one, whose round 1 is the posterior-mean decode)', int)
+  .option('--iterations <n>', 'rounds of completion: each after the first takes the hidden part from the posterior-mean decode of the completed digit; the result is the mean of rounds 2 on (default: 2 for a doubling model, 3 for a fixed one; 1 = round 1 alone)', positiveInt)
   .option('--seed <n>', 'random seed', int, 0)
   .option('--scale <n>', 'pixels per image pixel', positiveInt, 4)
   .option('--out <dir>', 'output folder', 'out/inpaint'))
   .parse()
-  .opts<{ model: string; mask: MaskName; n: number; steps?: number; seed: number; scale: number; out: string; backend: BackendName }>();
+  .opts<{ model: string; mask: MaskName; n: number; steps?: number; iterations?: number; seed: number; scale: number; out: string; backend: BackendName }>();
 
 await useBackend(opts.backend);
 const model = await loadModel(opts.model);
@@ -52,7 +59,7 @@ const x = datasetToTensor(loadMnistDigits({ split: 'test', pad: (size - 28) / 2 
 const mask = halfMask(opts.mask, size);
 
 const start = performance.now();
-const filled = model.inpaint(x, mask, { steps: opts.steps, seed: opts.seed });
+const filled = model.inpaint(x, mask, { steps: opts.steps, iterations: opts.iterations, seed: opts.seed });
 console.log(`inpainted the ${opts.mask} half of ${opts.n} held-out digits in ${since(start)}`);
 const decoded = inpaintFromPosterior(model, x, mask);
 

@@ -16,8 +16,9 @@
  *                        the grid's side zeroed), and the automaton regrowing them: one row each
  *   regrowth.gif         the same, animated
  *   inpainting.png       (mnist-regen) held-out digits with half hidden, one row each: original / masked
- *                        input / model.inpaint (the hidden cells zeroed and regrown) / the hidden
- *                        part from the decode of the masked digit's posterior mean
+ *                        input / model.inpaint (rounds of completion: the completed digit encoded
+ *                        again and its hidden part redrawn from the posterior-mean decode) / the hidden
+ *                        part from the decode of the masked digit's posterior mean, in one pass
  *   interpolation.png    decodes along the line between the posteriors of two held-out digits
  *
  * and prints the model's held-out log-likelihood bound in nats: a live IWAE bound (K samples
@@ -163,9 +164,12 @@ await part('inpainting.png', `${opts.regenModel}: 8 digits: original / masked / 
   const bottom = halfMask('bottom', rsize);
   const right = halfMask('right', rsize);
   const mask = tf.stack(Array.from({ length: n }, (_, i) => (i % 2 === 0 ? bottom : right))) as tf.Tensor3D; // 1 = unknown
-  // model.inpaint: grow the posterior mean, zero the unknown cells, let them regrow.
+  // model.inpaint: rounds of completion. Round 1 fills the unknown part (for this fixed model:
+  // from the posterior-mean decode; a doubling model zeroes the unknown cells and regrows them);
+  // each later round encodes the completed digit and takes the unknown part from the decode of
+  // its posterior mean; the result's unknown part is the mean of rounds 2 on.
   const filled = regen.inpaint(x, mask, { seed: opts.seed });
-  // For comparison: the unknown part straight from the decode of the posterior mean, without damage.
+  // For comparison: the unknown part straight from the decode of the posterior mean, in one pass.
   const decoded = inpaintFromPosterior(regen, x, mask);
   // In colour: the unknown part of the input blue, the new part of each output tinted blue.
   const grid = inpaintingRows(x, mask, [filled, decoded]);

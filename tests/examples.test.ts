@@ -142,7 +142,7 @@ describe('examples', () => {
 
   it('05 inpaints', () => {
     const out = join(tmp, '05');
-    const stdout = runOk('05-inpaint.ts', ['--n', '2', '--steps', '2', '--mask', 'right', '--out', out]);
+    const stdout = runOk('05-inpaint.ts', ['--n', '2', '--steps', '2', '--iterations', '2', '--mask', 'right', '--out', out]);
     expect(stdout).toMatch(/hidden part, model.inpaint: +mean \|p - x\| \d\.\d{3}, cross-entropy \d+\.\d{3} nats\/pixel/);
     expect(stdout).toMatch(/hidden part, posterior decode: mean \|p - x\| \d\.\d{3}/);
     expectPng(join(out, 'inpainting.png'), gridSize(2, 4, 4, 1, 28)); // mnist-regen
