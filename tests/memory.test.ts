@@ -49,6 +49,24 @@ describe('estimates (no backend work)', () => {
     paper.dispose();
     nd.dispose();
   });
+
+  it("checkpoint 'auto' is estimated for the whole batch, as grow.ts decides it", () => {
+    const m = new VNCA({ checkpoint: 'auto' });
+    const c = m.config;
+    const plain = trainStepBytes({ ...c, checkpoint: false }).perSample;
+    const ck = trainStepBytes({ ...c, checkpoint: true });
+    // Batch 4: 4 x 170.5 MiB stays within the 1 GiB budget, so the rollout runs unchecked.
+    const b4 = trainStepBytes(c, undefined, 4);
+    expect(b4.checkpointed).toBe(false);
+    expect(4 * b4.perSample + b4.fixed).toBe(4 * plain);
+    // Batch 8 passes it: checkpointed.
+    expect(trainStepBytes(c, undefined, 8)).toEqual(ck);
+    // A limit that holds 4 checkpointed images and one image's activations, but not 4 images' activations, refuses batch 4.
+    const limit = 4 * ck.perSample + Math.max(ck.fixed, plain) + MiB;
+    expect(() => withMemoryLimit(tf.memory().numBytes + limit, () => checkTrainingMemory(c, 4, undefined, 'VNCA.trainStep')))
+      .toThrowError(/batch must hold at most 1 images here, but got 4: with checkpoint "auto" a training step keeps every step's activations .* Use checkpoint: true/);
+    m.dispose();
+  });
 });
 
 describe('the real limit on wasm, estimated only', () => {

@@ -93,18 +93,19 @@ export function decodeBytesPerSample(c: VNCAConfig): number {
 }
 
 /**
- * Estimated bytes of one training step: `perSample` for each image and `fixed` once (the
- * recomputed chunk of a checkpointed backward pass), for the config's `checkpoint`. @internal
+ * Estimated bytes of one training step of `batch` images: `perSample` for each image and
+ * `fixed` once (the recomputed chunk of a checkpointed backward pass), for the config's
+ * `checkpoint` (`'auto'` decides by the whole batch, as grow.ts does). @internal
  */
-export function trainStepBytes(c: VNCAConfig, steps?: number): { perSample: number; fixed: number; checkpointed: boolean } {
+export function trainStepBytes(c: VNCAConfig, steps?: number, batch = 1): { perSample: number; fixed: number; checkpointed: boolean } {
   const width = Math.max(c.zSize, c.hidden);
   const cellSteps = cellStepsPerSample(c, steps);
-  const plain = 4 * 16 * width * cellSteps;
+  const plain = { perSample: 4 * 16 * width * cellSteps, fixed: 0, checkpointed: false };
   const segment = typeof c.checkpoint === 'number' ? c.checkpoint : 1;
   const checkpointed = { perSample: 4 * 3 * c.zSize * cellSteps, fixed: 4 * 16 * width * CHECKPOINT_CELLS * segment, checkpointed: true };
-  if (c.checkpoint === false) return { perSample: plain, fixed: 0, checkpointed: false };
-  // 'auto' runs unchecked below its budget (then it costs at most the budget).
-  if (c.checkpoint === 'auto') return { ...checkpointed, fixed: Math.max(checkpointed.fixed, Math.min(plain, CHECKPOINT_BUDGET)) };
+  if (c.checkpoint === false) return plain;
+  // 'auto' runs the whole batch unchecked while its activations stay within the budget.
+  if (c.checkpoint === 'auto' && batch * plain.perSample <= CHECKPOINT_BUDGET) return plain;
   return checkpointed;
 }
 

@@ -62,14 +62,14 @@ export function checkTrainingImages(x: tf.Tensor, fn: string, arg: string): void
 export function checkTrainingMemory(c: VNCAConfig, batch: number, steps: number | undefined, fn: string): void {
   const room = memoryHeadroom();
   if (room === Infinity) return;
-  const { perSample, fixed, checkpointed } = trainStepBytes(c, steps);
+  const { perSample, fixed, checkpointed } = trainStepBytes(c, steps, batch);
   const need = batch * perSample + fixed;
   if (need <= room) return;
   const most = Math.max(0, Math.floor((room - fixed) / perSample));
   const kept = checkpointed ? 'keeps about' : 'keeps every step\'s activations for the backward pass, about';
   const fix = checkpointed
     ? 'Use a smaller batch, or split it (computeGradients on parts, or ParallelVNCA from vnca/node).'
-    : `Use checkpoint: 'auto' or true (about ${formatBytes(trainStepBytes({ ...c, checkpoint: true }, steps).perSample)} per image), or a smaller batch.`;
+    : `Use checkpoint: ${c.checkpoint === 'auto' ? 'true' : "'auto' or true"} (about ${formatBytes(trainStepBytes({ ...c, checkpoint: true }, steps).perSample)} per image), or a smaller batch.`;
   throw new VncaError(fn, 'batch', `must hold at most ${most} images here, but got ${batch}: with checkpoint ${JSON.stringify(c.checkpoint)} a training step ${kept} ${formatBytes(perSample)} per image (${formatBytes(need)} in all), and ${describeLimit()} has ${formatBytes(room)} free. ${fix}`);
 }
 
