@@ -6,7 +6,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { VncaError, describe } from '../core/errors.js';
+import { VncaError, assertInt, describe } from '../core/errors.js';
 import { checkDeclaredSizes, checkModelArtifacts, resolveHandler, saveArtifacts } from '../core/io.js';
 import type { GrowingNCAConfig, GrowingNCAOptions } from './config.js';
 import type { GrowingNCA } from './GrowingNCA.js';
@@ -133,13 +133,6 @@ export async function loadGrowingNCA(
   }
 }
 
-/** Throws unless `v` is an integer in [min, max]. */
-function checkCount(v: unknown, fn: string, arg: string, min: number, max: number): asserts v is number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-    throw new VncaError(fn, arg, `must be an integer in [${min}, ${max}], but got ${describe(v)}.`);
-  }
-}
-
 /**
  * The training run of a checkpoint from its extra weights (`names`) and metadata, checked:
  * both or neither, the numbers integers in range, the pool's states of the pool's shape, one
@@ -155,10 +148,10 @@ function savedTraining(
     throw new VncaError(fn, arg, `must be { step, adamIterations, rngState, poolRngState } when the weights hold training entries, but got ${describe(metadata)}.`);
   }
   const n = metadata as Record<string, unknown>;
-  checkCount(n.step, fn, `${arg}.step`, 0, Number.MAX_SAFE_INTEGER);
-  checkCount(n.adamIterations, fn, `${arg}.adamIterations`, 0, Number.MAX_SAFE_INTEGER);
-  checkCount(n.rngState, fn, `${arg}.rngState`, 0, 2 ** 32 - 1);
-  checkCount(n.poolRngState, fn, `${arg}.poolRngState`, 0, 2 ** 32 - 1);
+  assertInt(n.step, fn, `${arg}.step`, 0, Number.MAX_SAFE_INTEGER);
+  assertInt(n.adamIterations, fn, `${arg}.adamIterations`, 0, Number.MAX_SAFE_INTEGER);
+  assertInt(n.rngState, fn, `${arg}.rngState`, 0, 2 ** 32 - 1);
+  assertInt(n.poolRngState, fn, `${arg}.poolRngState`, 0, 2 ** 32 - 1);
   const c = model.config;
   const [h, w] = model.gridShape;
   const poolShape = [c.poolSize, h, w, c.channels];

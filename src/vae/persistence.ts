@@ -5,7 +5,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, VncaError } from '../core/errors.js';
+import { assertInt, describe, VncaError } from '../core/errors.js';
 import {
   checkDeclaredSizes, checkModelArtifacts, relativeWeightName, resolveHandler, saveArtifacts,
 } from '../core/io.js';
@@ -208,13 +208,6 @@ export function fromCheckpoint<M extends PersistableModel>(
   return { model, training };
 }
 
-/** Throws unless `v` is a safe integer in [min, max]. */
-function checkCount(v: unknown, fn: string, arg: string, min = 0, max = Number.MAX_SAFE_INTEGER): asserts v is number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-    throw new VncaError(fn, arg, `must be an integer in [${min}, ${max}], but got ${describe(v)}.`);
-  }
-}
-
 /** Throws unless `v` is a plain object. */
 function checkObject(v: unknown, fn: string, arg: string, shape: string): asserts v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new VncaError(fn, arg, `must be ${shape}, but got ${describe(v)}.`);
@@ -225,13 +218,13 @@ const UINT32_MAX = 2 ** 32 - 1;
 /** The batch sampler's numbers of a checkpoint, checked. */
 function checkSampler(v: unknown, fn: string, arg: string): BatchSamplerState {
   checkObject(v, fn, arg, '{ n, batchSize, shuffle, seed, batches, rngState, at }');
-  checkCount(v.n, fn, `${arg}.n`, 1, 2 ** 31 - 1);
-  checkCount(v.batchSize, fn, `${arg}.batchSize`, 1, v.n);
+  assertInt(v.n, fn, `${arg}.n`, 1, 2 ** 31 - 1);
+  assertInt(v.batchSize, fn, `${arg}.batchSize`, 1, v.n);
   if (v.shuffle !== 'epoch' && v.shuffle !== 'replacement') throw new VncaError(fn, `${arg}.shuffle`, `must be 'epoch' or 'replacement', but got ${describe(v.shuffle)}.`);
-  checkCount(v.seed, fn, `${arg}.seed`, Number.MIN_SAFE_INTEGER);
-  checkCount(v.batches, fn, `${arg}.batches`);
-  checkCount(v.rngState, fn, `${arg}.rngState`, 0, UINT32_MAX);
-  checkCount(v.at, fn, `${arg}.at`, 0, v.n);
+  assertInt(v.seed, fn, `${arg}.seed`, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+  assertInt(v.batches, fn, `${arg}.batches`, 0, Number.MAX_SAFE_INTEGER);
+  assertInt(v.rngState, fn, `${arg}.rngState`, 0, UINT32_MAX);
+  assertInt(v.at, fn, `${arg}.at`, 0, v.n);
   return { n: v.n, batchSize: v.batchSize, shuffle: v.shuffle, seed: v.seed, batches: v.batches, rngState: v.rngState, at: v.at };
 }
 
@@ -257,7 +250,7 @@ function savedTraining(model: PersistableModel, optimizer: tf.NamedTensorMap, me
     step: numbers.step as number, adamIterations: numbers.adamIterations as number, rngDraws: numbers.rngDraws as number, m: [], v: [],
   };
   if (numbers.rngState !== undefined) {
-    checkCount(numbers.rngState, fn, `${arg}.rngState`, 0, UINT32_MAX);
+    assertInt(numbers.rngState, fn, `${arg}.rngState`, 0, UINT32_MAX);
     state.rngState = numbers.rngState;
   }
   if (numbers.sampler !== undefined) state.sampler = checkSampler(numbers.sampler, fn, `${arg}.sampler`);
@@ -269,9 +262,9 @@ function savedTraining(model: PersistableModel, optimizer: tf.NamedTensorMap, me
     checkObject(p, fn, `${arg}.pool`, '{ entries, full, rngState }');
     if (typeof p.full !== 'boolean') throw new VncaError(fn, `${arg}.pool.full`, `must be a boolean, but got ${describe(p.full)}.`);
     // A full pool holds poolSize entries; a filling one fewer.
-    if (p.full) checkCount(p.entries, fn, `${arg}.pool.entries`, c.poolSize, c.poolSize);
-    else checkCount(p.entries, fn, `${arg}.pool.entries`, 1, Math.max(1, c.poolSize - 1));
-    checkCount(p.rngState, fn, `${arg}.pool.rngState`, 0, UINT32_MAX);
+    if (p.full) assertInt(p.entries, fn, `${arg}.pool.entries`, c.poolSize, c.poolSize);
+    else assertInt(p.entries, fn, `${arg}.pool.entries`, 1, Math.max(1, c.poolSize - 1));
+    assertInt(p.rngState, fn, `${arg}.pool.rngState`, 0, UINT32_MAX);
     const size = c.imageSize;
     const want: [string, number[]][] = [[POOL_STATES, [p.entries, size, size, c.zSize]], [POOL_IMAGES, [p.entries, size, size, c.imageChannels]]];
     for (const [key, shape] of want) {
