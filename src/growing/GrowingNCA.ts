@@ -404,10 +404,10 @@ export class GrowingNCA {
    * and a copy of the pool's states (the caller disposes it). @internal
    */
   async trainingState(): Promise<GrowingTrainingState> {
+    // Adam first: the pool's copy is the caller's, and nothing after it can throw.
+    const adam = this.optimizer ? await readAdamState(this.optimizer) : { adamIterations: 0, m: [], v: [] };
     const { states, rngState: poolRngState } = this.poolOfStates.snapshot();
-    const out: GrowingTrainingState = { step: this.steps, adamIterations: 0, rngState: this.rngSource.state(), poolRngState, poolStates: states, m: [], v: [] };
-    if (this.optimizer) Object.assign(out, await readAdamState(this.optimizer));
-    return out;
+    return { step: this.steps, rngState: this.rngSource.state(), poolRngState, poolStates: states, ...adam };
   }
 
   /** Continues a run from {@link GrowingNCA.trainingState}'s (checked) state; its tensors are not disposed. @internal */

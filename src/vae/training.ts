@@ -359,6 +359,8 @@ export class Trainer {
       step: this.stepCount, rngDraws: this.rngDraws, rngState: this.rngSource.state(), adamIterations: 0, m: [], v: [],
     };
     if (this.sampler) out.sampler = this.sampler.state();
+    // Adam first: the pool's copies below are the caller's, and nothing after them can throw.
+    if (this.optimizer) Object.assign(out, await readAdamState(this.optimizer));
     if (this.pool) {
       const { states, payload, rngState } = this.pool.snapshot();
       Object.assign(out, { pool: { entries: states.shape[0], full: true, rngState }, poolStates: states, poolImages: payload as tf.Tensor4D });
@@ -367,7 +369,6 @@ export class Trainer {
       const [states, images] = tf.tidy(() => [tf.concat(f.states) as tf.Tensor4D, tf.concat(f.images) as tf.Tensor4D]);
       Object.assign(out, { pool: { entries: f.count, full: false, rngState: 0 }, poolStates: states, poolImages: images });
     }
-    if (this.optimizer) Object.assign(out, await readAdamState(this.optimizer));
     return out;
   }
 
