@@ -146,6 +146,12 @@ describe.each(BACKENDS)('chunks under a small limit give the same results on %s'
     // Not even the result fits: a named error, nothing allocated.
     expect(() => withMemoryLimit(tf.memory().numBytes + 1000, () => m.sample(10))).toThrowError(/Error in VNCA\.sample: n must hold at most 0 images here, but got 10/);
     expect(() => withMemoryLimit(tf.memory().numBytes + 1000, () => m.decode(z, { returnStates: true }))).toThrowError(/Error in VNCA\.decode: z must hold at most 0 latents here, but got 10/);
+    // returnStates decodes the whole batch at once: room for 2 latents' states and decodes says 2, not more.
+    const kept = 4 * 4 * (cellStepsPerSample(m.config) + 64);
+    const z4 = tf.slice(z, 0, 4) as tf.Tensor2D;
+    expect(() => withMemoryLimit(tf.memory().numBytes + 2 * (kept + decodeBytesPerSample(m.config)) + 100, () => m.decode(z4, { returnStates: true })))
+      .toThrowError(/Error in VNCA\.decode: z must hold at most 2 latents here, but got 4: the result and its decode, all at once, take/);
+    z4.dispose();
     expect(tf.memory().numTensors).toBe(count);
     spy.mockRestore();
     tf.dispose([whole, z, decoded]);

@@ -30,7 +30,8 @@ export function decodeLatents(
   // What must stay: the final states, or with returnStates every state of the rollout.
   const keptPerSample = 4 * c.zSize * (options.returnStates ? cellStepsPerSample(c, options.steps) + c.imageSize ** 2 : c.imageSize ** 2);
   const chunk = decodeChunk(c, n, n * keptPerSample);
-  if (chunk === 0 || (options.returnStates && chunk < n)) refuse(c, n, keptPerSample, 'z', 'latents', fn);
+  // With returnStates the batch cannot be split: every latent's states and decode at once.
+  if (chunk === 0 || (options.returnStates && chunk < n)) refuse(c, n, keptPerSample, 'z', 'latents', fn, !options.returnStates);
   const run = (zc: tf.Tensor2D) => {
     const seed = model.seedGrid(zc);
     try {
@@ -57,11 +58,19 @@ function inChunks(n: number, chunk: number, f: (start: number, size: number) => 
   }
 }
 
-/** Throws the error of a call whose kept output (`perSample` bytes each) cannot fit. */
-function refuse(c: VNCAConfig, n: number, perSample: number, arg: string, what: string, fn: string): never {
+/**
+ * Throws the error of a call whose kept output (`perSample` bytes each) cannot fit: beside one
+ * chunk's decode when `chunked`, else (all decoded at once) beside every sample's decode.
+ */
+function refuse(c: VNCAConfig, n: number, perSample: number, arg: string, what: string, fn: string, chunked = true): never {
   const room = memoryHeadroom();
-  const most = Math.max(0, Math.floor((room - decodeBytesPerSample(c)) / perSample));
-  throw new VncaError(fn, arg, `must hold at most ${most} ${what} here, but got ${n}: the result alone takes ${formatBytes(perSample)} per ${what.replace(/s$/, '')} (${formatBytes(n * perSample)}), and ${describeLimit()} has ${formatBytes(room)} free. Split the call.`);
+  const decode = decodeBytesPerSample(c);
+  const most = Math.max(0, Math.floor(chunked ? (room - decode) / perSample : room / (perSample + decode)));
+  const one = what.replace(/s$/, '');
+  const takes = chunked
+    ? `the result alone takes ${formatBytes(perSample)} per ${one} (${formatBytes(n * perSample)})`
+    : `the result and its decode, all at once, take ${formatBytes(perSample + decode)} per ${one} (${formatBytes(n * (perSample + decode))})`;
+  throw new VncaError(fn, arg, `must hold at most ${most} ${what} here, but got ${n}: ${takes}, and ${describeLimit()} has ${formatBytes(room)} free. Split the call.`);
 }
 
 /**
