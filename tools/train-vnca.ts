@@ -75,7 +75,7 @@ if (existsSync(join(ckpt, 'progress.json'))) {
 } else if (opts.from) {
   const shipped = await loadModel(opts.from);
   // A fresh model with the shipped config (built-in rule; the new learning rate), its weights copied in.
-  model = new VNCA({ ...shipped.config, ...(opts.lr ? { learningRate: opts.lr } : {}) });
+  model = new VNCA({ ...shipped.config, ...(opts.lr !== undefined ? { learningRate: opts.lr } : {}) });
   model.setNamedWeights(Object.fromEntries(shipped.namedWeights().map((w) => [w.name, w.variable])));
   shipped.dispose();
   step = opts.stepOffset;

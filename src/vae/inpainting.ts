@@ -75,20 +75,22 @@ function regrowRegion(
   const c = model.config;
   const grown = decodePosteriorMean(model, known, seed);
   let cur = damage ? tf.tidy(() => tf.mul(grown, keep) as tf.Tensor4D) : tf.clone(grown);
-  for (let i = 0; i < steps; i++) {
-    const next = tf.tidy(() => {
-      const stepped = runSteps(model.rule, cur, {
-        steps: 1, pUpdate: c.pUpdate, seed: seed === undefined ? undefined : seed + i,
-      }).state;
-      // Known cells are held at their grown values; only the region evolves.
-      return tf.add(tf.mul(stepped, m), tf.mul(grown, keep)) as tf.Tensor4D;
-    });
-    cur.dispose();
-    cur = next;
+  try {
+    for (let i = 0; i < steps; i++) {
+      const next = tf.tidy(() => {
+        const stepped = runSteps(model.rule, cur, {
+          steps: 1, pUpdate: c.pUpdate, seed: seed === undefined ? undefined : seed + i,
+        }).state;
+        // Known cells are held at their grown values; only the region evolves.
+        return tf.add(tf.mul(stepped, m), tf.mul(grown, keep)) as tf.Tensor4D;
+      });
+      cur.dispose();
+      cur = next;
+    }
+    return model.render(cur);
+  } finally {
+    tf.dispose([cur, grown]); // also when a step throws (a custom rule's error)
   }
-  const p = model.render(cur);
-  tf.dispose([cur, grown]);
-  return p;
 }
 
 /** {@link VNCA.inpaint}; errors name `fn`. @internal */
