@@ -11,10 +11,14 @@
  * On the wasm backend it turns on vnca's relaxed-SIMD kernels where the runtime has them
  * (Node 22+); the digits are padded to the model's image size (28: none, 32: 2 pixels).
  *
+ *   npx tsx tools/train-vnca.ts --out .tmp/ft-regen --export models/mnist-regen        # ship the run's weights
+ *
  * Writes into --out: checkpoint/ (model.json and its weights with the optimiser's moments
  * and step, `save(…, { includeOptimizer: true })`; progress.json), curve.csv (step, seconds, loss, recon, kl,
  * gradNorm: the mean over each --log-every steps). Copy the checkpoint to `models/` (and
- * `docs/img/regen-curve.csv`) when it is good.
+ * `docs/img/regen-curve.csv`) when it is good: --export writes the checkpoint's weights (no
+ * optimiser state, no pool) into a model folder and adds a `finetune` record (steps, lr, loss
+ * at the start and the end, time per step, Node and kernels) to its training.json.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
@@ -31,6 +35,7 @@ const opts = new Command()
   .option('--out <dir>', 'output folder', '.tmp/regen')
   .option('--from <model>', 'fine-tune this shipped model (name) or model folder instead of building a new one')
   .option('--step-offset <n>', 'with --from: steps the model was trained for before (the curve continues from it)', int, 0)
+  .option('--export <dir>', 'train nothing: write the checkpoint in --out as a model folder (weights only) with a finetune record in its training.json')
   .option('--workers <n>', 'ParallelVNCA worker threads besides the main one (0: train on the main thread)', int, 0)
   .option('--steps <n>', 'train until the step counter reaches this', positiveInt, 100_000)
   .option('--deadline-utc <hh:mm>', 'stop (with a checkpoint) at this UTC time')
@@ -43,7 +48,7 @@ const opts = new Command()
   .option('--ckpt-every <n>', 'steps between checkpoints', positiveInt, 25)
   .option('--log-every <n>', 'steps per curve.csv row', positiveInt, 10)
   .parse()
-  .opts<{ out: string; from?: string; stepOffset: number; workers: number; steps: number; deadlineUtc?: string; batch: number; zSize: number; hidden: number;
+  .opts<{ out: string; export?: string; from?: string; stepOffset: number; workers: number; steps: number; deadlineUtc?: string; batch: number; zSize: number; hidden: number;
     pUpdate: number; lr?: number; seed: number; ckptEvery: number; logEvery: number }>();
 
 function deadline(text?: string): number {
@@ -62,6 +67,42 @@ console.log(`node ${process.version}, wasm backend, relaxed-SIMD FMA kernels ${f
 const stopAt = deadline(opts.deadlineUtc);
 const ckpt = join(opts.out, 'checkpoint');
 mkdirSync(ckpt, { recursive: true });
+
+if (opts.export) {
+  await exportRun(opts.export);
+  process.exit(0);
+}
+
+/** --export: the checkpoint's weights into a model folder, and what the run did into its training.json. */
+async function exportRun(dir: string): Promise<void> {
+  const progress = JSON.parse(readFileSync(join(ckpt, 'progress.json'), 'utf8'));
+  const trained = await VNCA.load(fileSystem(ckpt));
+  const rows = readFileSync(join(opts.out, 'curve.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
+  if (rows.length < 2) throw new Error(`${opts.out}/curve.csv has ${rows.length} rows: nothing to export`);
+  const mean = (rs: number[][]) => rs.reduce((a, r) => a + r[2]!, 0) / rs.length;
+  const first = rows[0]![0]! - (rows[1]![0]! - rows[0]![0]!);
+  const record = {
+    tool: 'tools/train-vnca.ts (model.trainStep: vnca\'s own trainer, wasm backend)',
+    node: process.version,
+    relaxedSimdKernels: fma,
+    fromStep: first,
+    toStep: progress.step,
+    steps: progress.step - first,
+    batch: progress.batch,
+    learningRate: trained.config.learningRate,
+    seconds: Math.round(progress.seconds),
+    secondsPerStep: progress.seconds / (progress.step - first),
+    lossFirstRows: mean(rows.slice(0, 5)),
+    lossLastRows: mean(rows.slice(-5)),
+    curve: `${opts.out}/curve.csv (mean over each ${rows[1]![0]! - rows[0]![0]!} steps)`,
+  };
+  await trained.save(fileSystem(dir));
+  const trainingJson = join(dir, 'training.json');
+  const existing = existsSync(trainingJson) ? JSON.parse(readFileSync(trainingJson, 'utf8')) : {};
+  writeFileAtomic(trainingJson, `${JSON.stringify({ ...existing, finetune: record }, null, 2)}\n`);
+  console.log(`wrote ${dir}: step ${progress.step}, finetune ${JSON.stringify(record)}`);
+  trained.dispose();
+}
 
 let model: VNCA;
 let step = 0;
