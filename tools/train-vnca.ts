@@ -80,7 +80,8 @@ async function exportRun(dir: string): Promise<void> {
   const rows = readFileSync(join(opts.out, 'curve.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
   if (rows.length < 2) throw new Error(`${opts.out}/curve.csv has ${rows.length} rows: nothing to export`);
   const mean = (rs: number[][]) => rs.reduce((a, r) => a + r[2]!, 0) / rs.length;
-  const first = rows[0]![0]! - (rows[1]![0]! - rows[0]![0]!);
+  // The run's first step (older progress files lack it: the curve's first interval then).
+  const first: number = progress.startStep ?? rows[0]![0]! - (rows[1]![0]! - rows[0]![0]!);
   const record = {
     tool: 'tools/train-vnca.ts (model.trainStep: vnca\'s own trainer, wasm backend)',
     node: process.version,
@@ -138,9 +139,13 @@ if (existsSync(join(ckpt, 'progress.json'))) {
 async function checkpoint(): Promise<void> {
   // Weights, Adam's moments and step in one atomic save; VNCA.load restores them all.
   await model.save(fileSystem(ckpt), { includeOptimizer: true });
-  writeFileAtomic(join(ckpt, 'progress.json'), JSON.stringify({ step, seconds, batch: opts.batch, seed: opts.seed, savedAt: new Date().toISOString() }));
+  writeFileAtomic(join(ckpt, 'progress.json'), JSON.stringify({ step, startStep, seconds, batch: opts.batch, seed: opts.seed, savedAt: new Date().toISOString() }));
 }
 
+/** Where this run (new, or fine-tuning) began: kept in progress.json for --export. */
+const startStep: number = existsSync(join(ckpt, 'progress.json'))
+  ? JSON.parse(readFileSync(join(ckpt, 'progress.json'), 'utf8')).startStep ?? 0
+  : step;
 const data = loadMnistDigits({ split: 'train', pad: (model.config.imageSize - 28) / 2 });
 const images = datasetToTensor(data);
 const par = opts.workers > 0 ? await ParallelVNCA.create(model, { workers: opts.workers }) : null;
