@@ -9,7 +9,7 @@
  * given models (models/mnist-small and models/mnist-regen, or under `VNCA_MODELS_DIR`).
  * Samples and drawings grow with mnist-small (32x32); the damage and inpaint modes hand the
  * digit to mnist-regen (28x28, trained on damage), and the test asserts the page's own
- * regrowth measure: recovery of log p(x | state) >= 0.6 after the page's regrowth.
+ * regrowth measure: recovery of log p(x | state) >= MIN_RECOVERY (0.75) after the page's regrowth.
  *
  * Needs /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it). Without it
  * the test is skipped, except in CI (`CI` set), where it must run.
@@ -37,7 +37,7 @@ if (skip) {
 /** Grid side in cells of the grown mnist-small digits. */
 const CELLS = 32;
 /** The page's regrowth must bring back at least this share of log p(x | state) lost to the cut. */
-const MIN_RECOVERY = 0.6;
+const MIN_RECOVERY = 0.75; // measured 0.898 with the step-9,697 weights (0.739 with step 3,975's)
 /** Luminance above which a cell counts as ink (the page's colour map is monotone, p = 0.5 is ~0.32). */
 const INK = 0.4;
 
