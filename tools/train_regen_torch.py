@@ -42,7 +42,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vnca_torch as V  # noqa: E402
-from train_torch import load_split, log, parse_deadline as deadline_ts  # noqa: E402
+from train_torch import load_split, log, parse_deadline as deadline_ts, read_vnca_weights  # noqa: E402
 
 CL = torch.channels_last
 
@@ -139,16 +139,7 @@ def load_vnca_regen(folder):
     """A `vnca` model folder of this model (model.json + weights, tfjs layouts) as a state_dict:
     the inverse of vnca_weights, so --eval-only can evaluate what vnca saved (e.g. after
     fine-tuning with vnca's own trainer, tools/train-vnca.ts)."""
-    manifest = json.load(open(os.path.join(folder, 'model.json')))
-    w = {}
-    for group in manifest['weightsManifest']:
-        raw = b''.join(open(os.path.join(folder, p), 'rb').read() for p in group['paths'])
-        at = 0
-        for spec in group['weights']:
-            n = int(np.prod(spec['shape']))
-            if spec.get('dtype', 'float32') == 'float32':
-                w[spec['name']] = np.frombuffer(raw, dtype=np.float32, count=n, offset=at).reshape(spec['shape'])
-            at += 4 * n
+    w = read_vnca_weights(folder)
     conv = lambda k: torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))  # HWIO -> OIHW
     sd = {}
     n_conv = sum(1 for k in w if k.startswith('encoder/conv') and k.endswith('/kernel'))

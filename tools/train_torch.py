@@ -81,10 +81,8 @@ def save_checkpoint(out, model, opt, step, config, extra):
     os.replace(tmp, os.path.join(out, 'state.pt'))
 
 
-def load_vnca_folder(folder):
-    """Reads a `vnca` model folder (model.json + weights.bin, tfjs layouts) as a state_dict of
-    tools/vnca_torch.VNCA: the inverse of VNCA.fromPyTorch (HWIO -> OIHW kernels, the encoder's
-    dense layer from NHWC (H, W, C) flatten order back to the reference's (C, H, W))."""
+def read_vnca_weights(folder):
+    """The float32 weights of a `vnca` model folder (model.json's manifest), by name, as numpy arrays."""
     manifest = json.load(open(os.path.join(folder, 'model.json')))
     weights = {}
     for group in manifest['weightsManifest']:
@@ -92,8 +90,17 @@ def load_vnca_folder(folder):
         at = 0
         for w in group['weights']:
             n = int(np.prod(w['shape']))
-            weights[w['name']] = np.frombuffer(raw, dtype=np.float32, count=n, offset=at).reshape(w['shape'])
+            if w.get('dtype', 'float32') == 'float32':
+                weights[w['name']] = np.frombuffer(raw, dtype=np.float32, count=n, offset=at).reshape(w['shape'])
             at += 4 * n
+    return weights
+
+
+def load_vnca_folder(folder):
+    """Reads a `vnca` model folder (model.json + weights.bin, tfjs layouts) as a state_dict of
+    tools/vnca_torch.VNCA: the inverse of VNCA.fromPyTorch (HWIO -> OIHW kernels, the encoder's
+    dense layer from NHWC (H, W, C) flatten order back to the reference's (C, H, W))."""
+    weights = read_vnca_weights(folder)
     conv = lambda k: torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))
     vec = lambda b: torch.from_numpy(b.copy())
     sd = {}
