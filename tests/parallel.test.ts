@@ -309,7 +309,10 @@ describe.skipIf(!isRelaxedSimdSupported())('ParallelVNCA with the relaxed-SIMD k
       const got = await par.trainStep(x, { seed });
       expect(got.loss).toBeCloseTo(want.loss, 3);
       expect(got.gradNorm / want.gradNorm).toBeCloseTo(1, 4);
-      expectClose(weightsOf(model), weightsOf(reference), 1e-4, 1e-6);
+      // Adam's first steps move every weight by about ±lr whatever the gradient's size, so a
+      // gradient element near 0 whose last bits differ between the kernels' split and whole
+      // batch can move the other way: up to 2 lr a step (CI saw 1e-5 on a 0.01 weight).
+      expectClose(weightsOf(model), weightsOf(reference), 1e-4, 2 * 2 * model.config.learningRate);
     }
     const got = await par.sample(6, { seed: 3 });
     const want = reference.sample(6, { seed: 3 });
