@@ -10,17 +10,7 @@ import {
   isRelaxedSimdSupported,
 } from '../src/backend/relaxed/relaxedMatMul.js';
 import { enableWasmTraining } from '../src/backend/wasm/register.js';
-
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+import { values } from './helpers/values.js';
 
 const nodeMajor = Number(process.versions.node.split('.')[0]);
 const flagged = process.execArgv.some((a) => a.includes('relaxed-simd'));

@@ -6,19 +6,9 @@ import { BACKENDS, expectClose, onBackend, useBackend } from './helpers/backends
 import { enableWasmTraining, isWasmTrainingEnabled } from '../src/backend/wasm/register.js';
 import { fastConv2d } from '../src/ops/conv.js';
 import type { FastConv2dOptions } from '../src/ops/conv.js';
+import { values } from './helpers/values.js';
 
 const KERNELS = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter'];
-
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 function tensor(shape: number[], seed: number): tf.Tensor {
   return tf.tensor(values(shape.reduce((a, b) => a * b, 1), seed), shape);
