@@ -236,3 +236,28 @@ export function resolveSavedClass<C extends abstract new (...args: never[]) => u
   }
   return { cls: cls as C, config: config as tf.serialization.ConfigDict };
 }
+
+/**
+ * Adam's saved moments of a training-state load, in the order of `trainable` (the model's
+ * trainable variables' names, `variables` the variables): `keyOf('m', name)` and
+ * `keyOf('v', name)` must each be in `tensors` with the variable's shape.
+ * @internal
+ */
+export function collectAdamMoments(
+  tensors: tf.NamedTensorMap, keyOf: (kind: 'm' | 'v', name: string) => string,
+  trainable: string[], variables: tf.Variable[], fn: string,
+): { m: tf.Tensor[]; v: tf.Tensor[] } {
+  const out = { m: [] as tf.Tensor[], v: [] as tf.Tensor[] };
+  for (const kind of ['m', 'v'] as const) {
+    trainable.forEach((name, i) => {
+      const key = keyOf(kind, name);
+      const t = tensors[key];
+      if (!t) throw new VncaError(fn, 'weights', `hold an optimiser state without '${key}'.`);
+      if (!tf.util.arraysEqual(t.shape, variables[i]!.shape)) {
+        throw new VncaError(fn, `weights['${key}']`, `must have shape [${variables[i]!.shape.join(', ')}], but got [${t.shape.join(', ')}].`);
+      }
+      out[kind].push(t);
+    });
+  }
+  return out;
+}

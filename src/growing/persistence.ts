@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { VncaError, assertInt, describe } from '../core/errors.js';
-import { checkDeclaredSizes, checkModelArtifacts, resolveHandler, saveArtifacts } from '../core/io.js';
+import { checkDeclaredSizes, checkModelArtifacts, collectAdamMoments, resolveHandler, saveArtifacts } from '../core/io.js';
 import type { GrowingNCAConfig, GrowingNCAOptions } from './config.js';
 import type { GrowingNCA } from './GrowingNCA.js';
 
@@ -169,17 +169,5 @@ function savedTraining(
   const wanted = new Set(trainable.flatMap((t) => [`${OPTIMIZER_PREFIX}m/${t}`, `${OPTIMIZER_PREFIX}v/${t}`]));
   const unknown = adam.filter((k) => !wanted.has(k));
   if (unknown.length) throw new VncaError(fn, 'weights', `hold entries that are neither weights nor training state: ${unknown.join(', ')}.`);
-  const vars = model.trainableVariables;
-  for (const kind of ['m', 'v'] as const) {
-    trainable.forEach((t, i) => {
-      const key = `${OPTIMIZER_PREFIX}${kind}/${t}`;
-      const x = tensors[key];
-      if (!x) throw new VncaError(fn, 'weights', `hold an optimiser state without '${key}'.`);
-      if (!tf.util.arraysEqual(x.shape, vars[i]!.shape)) {
-        throw new VncaError(fn, `weights['${key}']`, `must have shape [${vars[i]!.shape.join(', ')}], but got [${x.shape.join(', ')}].`);
-      }
-      state[kind].push(x);
-    });
-  }
-  return state;
+  return Object.assign(state, collectAdamMoments(tensors, (kind, t) => `${OPTIMIZER_PREFIX}${kind}/${t}`, trainable, model.trainableVariables, fn));
 }

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { assertInt, describe, VncaError } from '../core/errors.js';
 import {
-  checkDeclaredSizes, checkModelArtifacts, relativeWeightName, resolveHandler, saveArtifacts,
+  checkDeclaredSizes, checkModelArtifacts, collectAdamMoments, relativeWeightName, resolveHandler, saveArtifacts,
 } from '../core/io.js';
 import type { UpdateRule } from '../layers/UpdateRule.js';
 import { buildRule } from '../layers/registry.js';
@@ -285,19 +285,7 @@ function savedTraining(model: PersistableModel, optimizer: tf.NamedTensorMap, me
   const wanted = new Set(trainable.flatMap((n) => [`${OPTIMIZER_PREFIX}adam/m/${n}`, `${OPTIMIZER_PREFIX}adam/v/${n}`]));
   const unknown = adamNames.filter((n) => !wanted.has(n));
   if (unknown.length) throw new VncaError(fn, 'weights', `hold optimiser entries that match no trainable weight: ${unknown.join(', ')}.`);
-  const vars = model.trainableVariables;
-  for (const kind of ['m', 'v'] as const) {
-    trainable.forEach((n, i) => {
-      const key = `${OPTIMIZER_PREFIX}adam/${kind}/${n}`;
-      const t = optimizer[key];
-      if (!t) throw new VncaError(fn, 'weights', `hold an optimiser state without '${key}'.`);
-      if (!tf.util.arraysEqual(t.shape, vars[i]!.shape)) {
-        throw new VncaError(fn, `weights['${key}']`, `must have shape [${vars[i]!.shape.join(', ')}], but got [${t.shape.join(', ')}].`);
-      }
-      state[kind].push(t);
-    });
-  }
-  return state;
+  return Object.assign(state, collectAdamMoments(optimizer, (kind, n) => `${OPTIMIZER_PREFIX}adam/${kind}/${n}`, trainable, model.trainableVariables, fn));
 }
 
 /**
