@@ -59,14 +59,8 @@ const TRAINING_PREFIX = 'training/';
 const POOL_STATES = `${TRAINING_PREFIX}pool/states`;
 const POOL_IMAGES = `${TRAINING_PREFIX}pool/images`;
 
-/**
- * A saved training run: its numbers, Adam's moments in the order of the trainable variables,
- * and the sample pool's tensors. @internal
- */
-export type SavedTraining = TrainingState;
-
 /** Every tensor of a saved training run, for disposing. @internal */
-export function trainingTensors(t: SavedTraining): tf.Tensor[] {
+export function trainingTensors(t: TrainingState): tf.Tensor[] {
   return [...t.m, ...t.v, ...(t.poolStates ? [t.poolStates] : []), ...(t.poolImages ? [t.poolImages] : [])];
 }
 
@@ -111,7 +105,7 @@ export function checkSaveOptions(options: SaveOptions, fn: string): void {
  * @returns The handler's save result.
  */
 export async function saveModel(
-  model: PersistableModel, target: string | tf.io.IOHandler, fn: string, training?: SavedTraining,
+  model: PersistableModel, target: string | tf.io.IOHandler, fn: string, training?: TrainingState,
 ): Promise<tf.io.SaveResult> {
   let handler = resolveHandler(target, 'save', fn);
   const topology = {
@@ -162,7 +156,7 @@ export function fromArtifacts<M extends PersistableModel>(
  */
 export function fromCheckpoint<M extends PersistableModel>(
   build: (options: VNCAOptions) => M, artifacts: tf.io.ModelArtifacts, options: { updateRules?: UpdateRuleClass[] }, fn: string,
-): { model: M; training: SavedTraining | null } {
+): { model: M; training: TrainingState | null } {
   const topo = (artifacts as tf.io.ModelArtifacts | null | undefined)?.modelTopology as { format?: string; formatVersion?: number; config?: VNCAOptions; updateRule?: unknown } | undefined;
   if (!topo || topo.format !== VNCA_FORMAT || typeof topo.config !== 'object' || topo.config === null || Array.isArray(topo.config)) {
     throw new VncaError(fn, 'artifacts.modelTopology', `must be a VNCA model (format '${VNCA_FORMAT}'), but got ${describe(topo?.format ?? topo)}.`);
@@ -186,7 +180,7 @@ export function fromCheckpoint<M extends PersistableModel>(
   );
   const updateRule = topo.updateRule !== undefined ? buildRule(topo.updateRule, options.updateRules ?? [], fn) : undefined;
   const model = build({ ...topo.config, ...(updateRule ? { updateRule } : {}) });
-  let training: SavedTraining | null = null;
+  let training: TrainingState | null = null;
   try {
     withWeights(model, (tensors) => {
       const optimizer: tf.NamedTensorMap = {};
@@ -201,7 +195,7 @@ export function fromCheckpoint<M extends PersistableModel>(
       }
     }, fn);
   } catch (e) {
-    const t = training as SavedTraining | null;
+    const t = training as TrainingState | null;
     if (t) tf.dispose(trainingTensors(t));
     throw e;
   }
@@ -234,7 +228,7 @@ function checkSampler(v: unknown, fn: string, arg: string): BatchSamplerState {
  * of each trainable variable's shape (or none, before the first step), the sample pool's
  * states and images of the model's sizes (or none), nothing else.
  */
-function savedTraining(model: PersistableModel, optimizer: tf.NamedTensorMap, metadata: unknown, fn: string): SavedTraining | null {
+function savedTraining(model: PersistableModel, optimizer: tf.NamedTensorMap, metadata: unknown, fn: string): TrainingState | null {
   const names = Object.keys(optimizer);
   if (metadata === undefined && names.length === 0) return null;
   const arg = `artifacts.userDefinedMetadata.${TRAINING_KEY}`;
@@ -246,7 +240,7 @@ function savedTraining(model: PersistableModel, optimizer: tf.NamedTensorMap, me
     const v = numbers[key];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new VncaError(fn, `${arg}.${key}`, `must be a non-negative integer, but got ${describe(v)}.`);
   }
-  const state: SavedTraining = {
+  const state: TrainingState = {
     step: numbers.step as number, adamIterations: numbers.adamIterations as number, rngDraws: numbers.rngDraws as number, m: [], v: [],
   };
   if (numbers.rngState !== undefined) {
@@ -367,7 +361,7 @@ export async function loadArtifacts(source: string | tf.io.IOHandler, fn: string
  */
 export async function loadModel<M extends PersistableModel>(
   build: (options: VNCAOptions) => M, source: string | tf.io.IOHandler, options: { updateRules?: UpdateRuleClass[] }, fn: string,
-  restore: (model: M, training: SavedTraining) => Promise<void>,
+  restore: (model: M, training: TrainingState) => Promise<void>,
 ): Promise<M> {
   const artifacts = await loadArtifacts(source, fn);
   const { model, training } = fromCheckpoint(build, artifacts, options, fn);
