@@ -13,7 +13,6 @@ import { ParallelVNCA, fileSystem } from '../src/node.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { batchSampler } from '../src/vae/training.js';
 import { BatchSampler } from '../src/vae/batchSampler.js';
 
 /** A tiny doubling model: 8x8 images grown from 2x2 in 2 doublings. */
@@ -296,18 +295,17 @@ describe('non-finite steps are skipped: weights and Adam moments never see a NaN
 
 describe('fit draws batches by epoch (default) or with replacement, seeded', () => {
   it('epoch shuffling sees every image once an epoch; the same seed gives the same batches', () => {
-    const next = batchSampler(10, 3, 'epoch', 7);
-    const epoch1 = [next(), next(), next()].flat();
-    const epoch2 = [next(), next(), next()].flat();
+    const s = new BatchSampler(10, 3, 'epoch', 7);
+    const epoch1 = [s.next(), s.next(), s.next()].flat();
+    const epoch2 = [s.next(), s.next(), s.next()].flat();
     for (const e of [epoch1, epoch2]) {
       expect(new Set(e).size).toBe(9);
       expect(e.every((i) => i >= 0 && i < 10)).toBe(true);
     }
     expect(epoch1).not.toEqual(epoch2);
-    const again = batchSampler(10, 3, 'epoch', 7);
-    expect([again(), again(), again()].flat()).toEqual(epoch1);
-    const rep = batchSampler(10, 3, 'replacement', 7);
-    expect(rep()).toEqual(batchSampler(10, 3, 'replacement', 7)());
+    const again = new BatchSampler(10, 3, 'epoch', 7);
+    expect([again.next(), again.next(), again.next()].flat()).toEqual(epoch1);
+    expect(new BatchSampler(10, 3, 'replacement', 7).next()).toEqual(new BatchSampler(10, 3, 'replacement', 7).next());
   });
 
   it('fit refuses an unknown shuffle', async () => {

@@ -171,6 +171,8 @@ def main():
     p.add_argument('--steps-max', type=int, default=64)
     p.add_argument('--pool', type=int, default=1024)
     p.add_argument('--damage-size', type=int, default=14)
+    p.add_argument('--damage-fraction', type=float, default=0.25,
+                   help='the share of each batch (taken from its pooled half) whose state is damaged; the paper: 0.25')
     p.add_argument('--batch', type=int, default=32)
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--clip', type=float, default=1.0)
@@ -190,6 +192,8 @@ def main():
     p.add_argument('--eval-from', default=None,
                    help='with --eval-only: evaluate the weights of this vnca model folder (e.g. models/mnist-regen)')
     args = p.parse_args()
+    if not 0 <= args.damage_fraction <= 0.5:
+        p.error(f'--damage-fraction: expected a share in [0, 0.5] (damage falls on the pooled half), got {args.damage_fraction}')
 
     torch.set_num_threads(args.threads)
     # Cell states that decay towards zero become denormal floats, which the CPU computes with
@@ -205,6 +209,7 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, eps=1e-8)
     config = dict(zSize=args.z_size, hidden=args.z_size, nBlocks=0, encoderChannels=chans, pUpdate=args.p_update,
                   stepsRange=[args.steps_min, args.steps_max], poolSize=args.pool, damageSize=args.damage_size,
+                  damageFraction=args.damage_fraction,
                   learningRate=args.lr, clipNorm=args.clip, imageSize=train.shape[-1])
     step, seconds = 0, 0.0
     pool_states, pool_images = None, None
@@ -218,6 +223,7 @@ def main():
         pool_states, pool_images = st['pool_states'], st['pool_images']
         if args.reset_pool:
             pool_states, pool_images = None, None
+        config['damageFraction'] = args.damage_fraction
         if args.set_lr is not None:
             for g in opt.param_groups:
                 g['lr'] = args.set_lr
@@ -280,7 +286,7 @@ def main():
         if n_pool:
             idx = rng.choice(pool_states.shape[0], n_pool, replace=False)
             init = pool_states[idx].clone()
-            for j in range(B // 4):  # damage: a square of cells zeroed, inside the grid
+            for j in range(round(B * args.damage_fraction)):  # damage: a square of cells zeroed, inside the grid
                 s = args.damage_size
                 t, l = rng.integers(0, init.shape[-1] - s + 1, size=2)
                 init[j, :, t:t + s, l:l + s] = 0

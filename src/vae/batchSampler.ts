@@ -96,9 +96,3 @@ export class BatchSampler {
     return b;
   }
 }
-
-/** {@link BatchSampler} as a function. @internal */
-export function batchSampler(n: number, batchSize: number, shuffle: ShuffleMode, seed: number): () => number[] {
-  const s = new BatchSampler(n, batchSize, shuffle, seed);
-  return () => s.next();
-}

@@ -20,7 +20,6 @@ import type { GrowthPlan } from './growthPlan.js';
 import type { FitOptions, GradientOptions, Gradients, TrainStepResult } from './trainingTypes.js';
 
 export { adamEpsilon } from './optimizerState.js';
-export { batchSampler } from './batchSampler.js';
 export type { FitOptions, FitProgress, GradientOptions, Gradients, TrainStepResult } from './trainingTypes.js';
 
 /** What a {@link Trainer} needs of its model. @internal */
