@@ -439,7 +439,11 @@ describe('checkpoints that resume: save({ includeOptimizer: true }) then load co
     return r;
   };
 
-  it.each([['doubling', TINY], ['fixed (rollout lengths from the rng)', FIXED]] as const)('%s: k + m steps equal k steps, save, load, m steps', async (name, options) => {
+  it.each([
+    ['doubling', TINY],
+    ['fixed (rollout lengths from the rng)', FIXED],
+    ['fixed-half (pUpdate 0.5: the update masks follow the step seed)', { ...FIXED, pUpdate: 0.5 }],
+  ] as const)('%s: k + m steps equal k steps, save, load, m steps', async (name, options) => {
     const straight = new VNCA(options);
     const first = twin(straight, options);
     const losses = Array.from({ length: K + M }, (_, i) => step(straight, i + 1).loss);
@@ -476,14 +480,16 @@ describe('checkpoints that resume: save({ includeOptimizer: true }) then load co
   it.each([
     ['the pool still filling', 1, 2],
     ['the pool full, mid-epoch', 3, 3],
-  ] as const)('a pooled model through fit, %s: fit k + m equals fit k, save, load, fit m (pool and batch sampler saved)', async (what, k, m) => {
+    ['the pool full, pUpdate 0.5 (seeded update masks)', 3, 3, 0.5],
+  ] as const)('a pooled model through fit, %s: fit k + m equals fit k, save, load, fit m (pool and batch sampler saved)', async (what, k, m, pUpdate: number = 1) => {
     const data = batchOf(10, 77);
     const fit = (model: VNCA, steps: number) => model.fit(data, { steps, batchSize: 4, seed: 0 }).then((h) => h.map((r) => r.loss));
-    const straight = new VNCA(POOLED);
-    const first = twin(straight, POOLED);
+    const options = { ...POOLED, pUpdate };
+    const straight = new VNCA(options);
+    const first = twin(straight, options);
     const losses = await fit(straight, k + m);
     await fit(first, k);
-    const at = join(dir, `pooled-${k}`);
+    const at = join(dir, `pooled-${k}-${pUpdate}`);
     await first.save(fileSystem(at), { includeOptimizer: true });
     const json = JSON.parse(readFileSync(join(at, 'model.json'), 'utf8'));
     const meta = json.userDefinedMetadata.vncaTraining;

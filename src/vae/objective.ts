@@ -30,8 +30,16 @@ export interface ObjectiveModel {
   readonly encoder: Encoder;
   toModelInput(x: tf.Tensor4D): tf.Tensor4D;
   seedGrid(z: tf.Tensor2D): tf.Tensor4D;
-  rollout(seed: tf.Tensor4D, options: { steps?: number }): GrowResult;
+  rollout(seed: tf.Tensor4D, options: { steps?: number; seed?: number }): GrowResult;
   logLikelihood(state: tf.Tensor4D, x: tf.Tensor4D): tf.Tensor1D;
+}
+
+/**
+ * The update-mask seed of a training step seeded `seed` (models with pUpdate < 1): a hash of
+ * it, so the masks are not drawn from the same stream as the posterior noise. @internal
+ */
+export function rolloutMaskSeed(seed: number): number {
+  return Math.imul(seed ^ 0x68e31da4, 0x2c1b3c6d) >>> 1;
 }
 
 /**
@@ -56,7 +64,7 @@ export function elboTerms(
       const rest = tf.slice(seed, [initial.shape[0], 0, 0, 0], [-1, -1, -1, -1]);
       seed = tf.concat([initial, rest]) as tf.Tensor4D;
     }
-    const { state } = model.rollout(seed, { steps: rolloutSteps });
+    const { state } = model.rollout(seed, { steps: rolloutSteps, seed: eps.seed === undefined ? undefined : rolloutMaskSeed(eps.seed) });
     const logPx = model.logLikelihood(state, x);
     const kl = q.klToStandardNormal();
     const reconstruction = tf.neg(tf.mean(logPx)) as tf.Scalar;

@@ -31,11 +31,14 @@ export interface TrainStepResult {
 export interface GradientOptions {
   /**
    * Seed of the noise eps ~ N(0, I) `[batch, zSize]` of the posterior sample
-   * z = mean + exp(logStd) * eps (one sample per image). Default: fresh randomness.
+   * z = mean + exp(logStd) * eps (one sample per image), and, when `pUpdate` < 1, of the
+   * rollout's update masks (a seed derived from it, so masks and noise are not drawn alike).
+   * Default: fresh randomness.
    */
   seed?: number;
   /**
-   * The noise eps itself, float32 `[batch, zSize]` (overrides `seed`; not disposed). Row `i` is
+   * The noise eps itself, float32 `[batch, zSize]` (overrides `seed` for the noise; the masks
+   * of a `pUpdate` < 1 model still follow `seed`, fresh without one; not disposed). Row `i` is
    * image `i`'s, so the rows of a split batch with the matching rows of one noise tensor give
    * the same per-image terms as the whole batch. `tf.randomNormal([batch, zSize], 0, 1,
    * 'float32', s)` is the noise that `seed: s` draws, for s other than 0 (tfjs reads seed 0
