@@ -242,6 +242,9 @@ def main():
         opt.load_state_dict(st['opt'])
         step = st['step']
         log(f'resumed at step {step}')
+        if not os.path.exists(curve_path):  # a state brought from elsewhere (training-state/): a new curve file
+            with open(curve_path, 'w') as f:
+                f.write('step,seconds,loss,recon,kl\n')
     elif not args.time_only:
         if args.init_from:
             model.load_state_dict(load_vnca_folder(args.init_from))
