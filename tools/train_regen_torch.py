@@ -223,7 +223,6 @@ def main():
         pool_states, pool_images = st['pool_states'], st['pool_images']
         if args.reset_pool:
             pool_states, pool_images = None, None
-        config['damageFraction'] = args.damage_fraction
         if args.set_lr is not None:
             for g in opt.param_groups:
                 g['lr'] = args.set_lr
