@@ -318,8 +318,10 @@ describe.skipIf(!isRelaxedSimdSupported())('ParallelVNCA with the relaxed-SIMD k
     const want = reference.sample(6, { seed: 3 });
     expectClose(got.dataSync(), want.dataSync(), 1e-4, 1e-5);
     // XNNPACK's result is the same to float tolerance. (That the kernels' products differ from
-    // XNNPACK's in their last bits is asserted in tests/relaxedSimd.test.ts; asserted here on a
-    // whole sample it failed once in a full CI run, with every value equal.)
+    // XNNPACK's in their last bits is asserted in tests/relaxedSimd.test.ts. It cannot be asserted
+    // on a whole sample here: two steps from a zero-initialised output layer leave the rule's
+    // updates so small that their last-bit differences mostly round away in the state; of 1,536
+    // values 0-13 differ, none for about 1 random initialisation in 10.)
     disableRelaxedSimdKernels();
     const xnnpack = reference.sample(6, { seed: 3 });
     expect(await enableRelaxedSimdKernels()).toBe(true);
