@@ -144,6 +144,22 @@ def plot_curve(out):
     fig.savefig(os.path.join(out, 'curve.png'), dpi=100)
 
 
+def heldout_elbo(model, test, n, samples=2):
+    """-ELBO, recon and KL (means) over the first n test images, with fixed posterior noise and
+    without touching the training run's random stream."""
+    was_training = model.training
+    model.eval()
+    acc = np.zeros(3)
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(4321)
+        for _ in range(samples):
+            for i in range(0, n, 64):
+                x = test[i:min(i + 64, n)]
+                acc += np.array([v.item() for v in model.loss(x)]) * x.shape[0]
+    model.train(was_training)
+    return acc / (n * samples)
+
+
 def evaluate(model, test, args, deadline, step, config, train_s_per_step=None):
     """IWAE bound on the first test images, in chunks of 8, until --eval-images or the deadline;
     eval.json is rewritten after every chunk, so a stopped run still leaves its numbers."""
@@ -208,6 +224,12 @@ def main():
                    help='with --init-from: the step count the initial weights were trained for (curve continues from it)')
     p.add_argument('--eval-only', action='store_true',
                    help='only evaluate <out>/model.safetensors (IWAE, --eval-images, until the deadline)')
+    p.add_argument('--set-lr', type=float, default=None,
+                   help='with --resume: change the optimiser\'s learning rate to this (the saved state keeps its own)')
+    p.add_argument('--heldout-every', type=int, default=0,
+                   help='every this many steps, the -ELBO of the first --heldout-images test images (fixed noise) '
+                        'goes to heldout.csv: the sign of over-fitting on the 9,001 training digits')
+    p.add_argument('--heldout-images', type=int, default=256)
     p.add_argument('--device', default='cpu')
     args = p.parse_args()
 
@@ -241,7 +263,10 @@ def main():
         model.load_state_dict(st['model'])
         opt.load_state_dict(st['opt'])
         step = st['step']
-        log(f'resumed at step {step}')
+        if args.set_lr is not None:
+            for g in opt.param_groups:
+                g['lr'] = args.set_lr
+        log(f'resumed at step {step}; lr {opt.param_groups[0]["lr"]}')
         if not os.path.exists(curve_path):  # a state brought from elsewhere (training-state/): a new curve file
             with open(curve_path, 'w') as f:
                 f.write('step,seconds,loss,recon,kl\n')
@@ -265,6 +290,20 @@ def main():
     n_eval = args.eval_images or test.shape[0]
     log(f'IWAE K={args.eval_k}: {eval_s_per_image:.2f} s per test image')
 
+    def write_heldout():
+        n = min(args.heldout_images, test.shape[0])
+        h = heldout_elbo(model, test, n)
+        path = os.path.join(args.out, 'heldout.csv')
+        new = not os.path.exists(path)
+        with open(path, 'a') as f:
+            if new:
+                f.write('step,images,loss,recon,kl\n')
+            f.write(f'{step},{n},{h[0]:.4f},{h[1]:.4f},{h[2]:.4f}\n')
+        log(f'step {step}: held-out -elbo {h[0]:.2f} (recon {h[1]:.2f}, kl {h[2]:.2f}) on {n} test images')
+
+    if args.heldout_every and not os.path.exists(os.path.join(args.out, 'heldout.csv')):
+        write_heldout()  # where the run starts from
+
     gen = torch.Generator().manual_seed(args.seed + step)
     perm = torch.randperm(train.shape[0], generator=gen)
     pos = 0
@@ -272,7 +311,7 @@ def main():
     acc_n = 0
     t_start = time.time()
     times = []
-    ckpt_extra = dict(lr=args.lr, batch=args.batch, clip=args.clip, data='loadMnistDigits train split (binarised, seed 0, pad 2)')
+    ckpt_extra = dict(lr=opt.param_groups[0]['lr'], batch=args.batch, clip=args.clip, data='loadMnistDigits train split (binarised, seed 0, pad 2)')
     while step < args.max_steps:
         if args.time_only and len(times) >= args.time_only:
             break
@@ -311,6 +350,8 @@ def main():
             acc_n = 0
             if step % 100 == 0:
                 log(f'step {step}: -elbo {m[0]:.2f} recon {m[1]:.2f} kl {m[2]:.2f}; {np.mean(times[-20:]):.2f} s/step')
+        if args.heldout_every and step % args.heldout_every == 0:
+            write_heldout()
         if step % args.ckpt_every == 0:
             save_checkpoint(args.out, model, opt, step, config, ckpt_extra)
 
