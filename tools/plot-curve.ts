@@ -4,6 +4,7 @@
  *   npx tsx tools/plot-curve.ts --csv docs/img/regen-curve.csv --columns loss,recon,kl \
  *     --title "mnist-regen training" --out docs/img/regen-curve.svg [--mark 1100:"resumed"]
  *
+ * Empty cells are skipped (a column measured at fewer steps is drawn through its own points).
  * Plain SVG text: no chart library, nothing to rasterise; GitHub and typedoc show it as an image.
  */
 import { readFileSync } from 'node:fs';
@@ -26,7 +27,9 @@ const [head, ...rows] = readFileSync(opts.csv, 'utf8').trim().split('\n').map((l
 const col = (name: string) => {
   const i = head!.indexOf(name);
   if (i < 0) throw new Error(`${opts.csv} has no column '${name}' (columns: ${head!.join(', ')})`);
-  return rows.map((r) => Number(r[i]));
+  // An empty cell is a step the column was not measured at (a held-out loss every few
+  // hundred steps beside a training loss every 20): the line joins the measured points.
+  return rows.map((r) => (r[i] === undefined || r[i]!.trim() === '' ? NaN : Number(r[i])));
 };
 const steps = col('step');
 const names = opts.columns.split(',');
@@ -68,7 +71,8 @@ for (const [row, m] of (opts.mark ?? []).entries()) {
   parts.push(`<line x1="${x(at)}" x2="${x(at)}" y1="${T}" y2="${H - B}" stroke="#999" stroke-dasharray="4 3"/>`, markLabel(x(at), text, row % 2));
 }
 series.forEach((s, k) => {
-  const d = s.map((v, i) => `${i ? 'L' : 'M'}${x(steps[i]!).toFixed(1)},${y(v).toFixed(1)}`).join('');
+  const points = s.flatMap((v, i) => (Number.isFinite(v) ? [[x(steps[i]!), y(v)] as const] : []));
+  const d = points.map(([px, py], i) => `${i ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`).join('');
   parts.push(`<path d="${d}" fill="none" stroke="${colors[k % colors.length]}" stroke-width="1.5"/>`);
   parts.push(`<rect x="${W - R - 150}" y="${T + 70 + 16 * k}" width="12" height="3" fill="${colors[k % colors.length]}"/>`, `<text x="${W - R - 132}" y="${T + 75 + 16 * k}">${labels[k]}</text>`);
 });
