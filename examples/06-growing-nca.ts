@@ -38,11 +38,13 @@ const program = backendOption(new Command()
   .option('--steps <n>', 'training steps', int, 300)
   .option('--out <dir>', 'output folder', 'out/growing')
   .option('--target <png>', 'target RGBA PNG (a transparent border of a few pixels helps)', 'examples/assets/target-40.png')
+  .option('--channels <n>', 'state channels per cell (RGBA, alpha, hidden)', int, 16)
   .option('--hidden <n>', 'hidden units of the update rule', int, 64)
   .option('--batch <n>', 'states per training step', int, 4)
   .option('--min-steps <n>', 'shortest training rollout', int, 32)
   .option('--max-steps <n>', 'longest training rollout', int, 48)
   .option('--damage <n>', 'states of each batch damaged in training', int, 1)
+  .option('--damage-after <n>', 'training steps before damage starts', int, 0)
   .option('--pool <n>', 'states in the sample pool', int, 64)
   .option('--lr <x>', 'Adam learning rate', float, 2e-3)
   .option('--decay-steps <n>', 'steps after which the learning rate drops tenfold', int, 2000)
@@ -53,8 +55,8 @@ const program = backendOption(new Command()
   .parse();
 
 const opts = program.opts<{
-  steps: number; backend: BackendName; out: string; target: string; hidden: number; batch: number;
-  minSteps: number; maxSteps: number; damage: number; pool: number; lr: number; decaySteps: number; seed: number; tiny?: boolean;
+  steps: number; backend: BackendName; out: string; target: string; channels: number; hidden: number; batch: number;
+  minSteps: number; maxSteps: number; damage: number; damageAfter: number; pool: number; lr: number; decaySteps: number; seed: number; tiny?: boolean;
   resume?: string; saveEvery: number;
 }>();
 if (opts.tiny) Object.assign(opts, { steps: 3, minSteps: 8, maxSteps: 10, hidden: 16, batch: 2 });
@@ -79,10 +81,12 @@ async function makeModel(): Promise<GrowingNCA> {
   try {
     return new GrowingNCA({
       target: picture, // the model keeps a copy
+      channels: opts.channels,
       hidden: opts.hidden,
       batchSize: opts.batch,
       stepsRange: [opts.minSteps, opts.maxSteps],
       damageCount: Math.min(opts.damage, opts.batch - 1),
+      damageAfter: opts.damageAfter,
       learningRate: opts.lr,
       decaySteps: opts.decaySteps,
       poolSize: Math.max(opts.pool, opts.batch),
@@ -142,8 +146,13 @@ const row = tf.tidy(() => tf.concat([
 savePngGrid(join(opts.out, 'final.png'), row, { scale: 4, cols: 4, gap: 4, background: 0.8 });
 
 await nca.save(fileSystem(modelDir));
-console.log(`wrote ${join(opts.out, 'growth.gif')}, regrowth.gif, final.png and model/ (loss of the grown pattern: ${
-  tf.tidy(() => nca.loss(growth.state).dataSync()[0]!).toFixed(4)})`);
+// How much of the cut came back: the distance to the target (the training loss) grown, just
+// after the cut, and regrown; 1 is all of it, 0 none.
+const distance = (s: tf.Tensor4D) => tf.tidy(() => nca.loss(s).dataSync()[0]!);
+const [dGrown, dCut, dRegrown] = [growth.state, regrowth.states[0]!, regrowth.state].map(distance) as [number, number, number];
+console.log(`wrote ${join(opts.out, 'growth.gif')}, regrowth.gif, final.png and model/`);
+console.log(`distance to the target: grown ${dGrown.toFixed(4)}, cut ${dCut.toFixed(4)}, regrown ${dRegrown.toFixed(4)} `
+  + `after ${regrowSteps} steps: ${(100 * (dCut - dRegrown) / (dCut - dGrown)).toFixed(0)} % of the cut regrown`);
 
 tf.dispose([target, row, growth.state, ...growth.states, ...growthFrames, regrowth.state,
   ...regrowth.states, ...regrowthFrames]);

@@ -134,6 +134,7 @@ describe('examples', () => {
     const stdout = runOk('06-growing-nca.ts', ['--tiny', '--out', out]);
     expect(stdout).toMatch(/^training 3\/3: loss \d/m);
     expect(stdout).not.toMatch(/\u001b\[|\r|░|█/); // no bar drawing, no cursor codes
+    expect(stdout).toMatch(/distance to the target: grown \d\.\d{4}, cut \d\.\d{4}, regrown \d\.\d{4} after 12 steps: -?\d+ % of the cut regrown/);
     expectGif(join(out, 'growth.gif'), [expect.any(Number) as unknown as number, expect.any(Number) as unknown as number]);
     expect(existsSync(join(out, 'regrowth.gif'))).toBe(true);
     expect(existsSync(join(out, 'final.png'))).toBe(true);
