@@ -45,6 +45,8 @@ export async function loadModel(model: string, updateRules: UpdateRuleClass[] = 
 export interface TrainingRecord {
   parameters?: number;
   training?: { step?: number; [key: string]: unknown };
+  /** Steps by vnca's own trainer after the PyTorch run (tools/train-vnca.ts --from), if any. */
+  finetune?: { toStep?: number; [key: string]: unknown };
   /** IWAE evaluation by the PyTorch trainer (tools/train_torch.py). */
   evaluation?: {
     step?: number;

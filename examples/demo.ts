@@ -227,10 +227,11 @@ console.log('held-out log-likelihood, lower bound log p(x) >= (higher is better)
 if (liveLine) console.log(`  ${liveLine}`);
 else console.log('  live IWAE skipped (--eval-images 0)');
 if (e?.log_px_lower_bound_nats !== undefined) {
-  const stale = e.step !== undefined && record?.training?.step !== undefined && e.step !== record.training.step;
+  const trainedTo = record?.finetune?.toStep ?? record?.training?.step;
+  const stale = e.step !== undefined && trainedTo !== undefined && e.step !== trainedTo;
   console.log(`  IWAE (K=${e.iwae_k}) on ${e.test_images} of ${e.test_total} held-out digits: `
     + `${e.log_px_lower_bound_nats.toFixed(1)} nats${e.std_err ? ` (± ${e.std_err.toFixed(1)})` : ''}`
-    + ` [recorded in ${opts.model}/training.json by the PyTorch trainer at step ${e.step}${stale ? `; these weights are from step ${record!.training!.step}` : ''}]`);
+    + ` [recorded in ${opts.model}/training.json by the PyTorch trainer at step ${e.step}${stale ? `; these weights are from step ${trainedTo}` : ''}]`);
 } else {
   console.log(`  (no full evaluation recorded in ${opts.model}/training.json)`);
 }
