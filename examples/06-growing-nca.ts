@@ -8,8 +8,9 @@
  *   growth.gif    the pattern growing from the seed
  *   regrowth.gif  the grown pattern with a circle cut out, growing back
  *   final.png     target | grown | damaged | regrown
- *   model/        the trained model (saved every --save-every steps and at the end;
- *                 --resume <dir> or GrowingNCA.load(fileSystem(dir)) reads it back)
+ *   model/        the trained model with its training run (Adam's moments, step count, pool;
+ *                 saved every --save-every steps and at the end): --resume <dir> continues
+ *                 the run where it stopped, GrowingNCA.load(fileSystem(dir)) reads it back
  *
  * Usage:
  *   npx tsx examples/06-growing-nca.ts                     # defaults: a few minutes on wasm
@@ -49,7 +50,7 @@ const program = backendOption(new Command()
   .option('--lr <x>', 'Adam learning rate', float, 2e-3)
   .option('--decay-steps <n>', 'steps after which the learning rate drops tenfold', int, 2000)
   .option('--seed <n>', 'random seed', int, 0)
-  .option('--resume <dir>', 'continue from a saved model (its sizes replace the flags above)')
+  .option('--resume <dir>', 'continue the run saved in <dir> (its settings replace the flags above; --steps more steps)')
   .option('--save-every <n>', 'save the model to <out>/model every n steps', int, 100)
   .option('--tiny', 'smoke test: 3 training steps, short rollouts'))
   .parse();
@@ -102,7 +103,7 @@ const target = nca.getTarget();
 const [height, width] = target.shape;
 const modelDir = join(opts.out, 'model');
 console.log(`GrowingNCA on ${tf.getBackend()}: ${height}x${width} target, ${nca.countParams()} parameters, ${opts.steps} training steps${
-  opts.resume ? ` after loading ${opts.resume}` : ''}`);
+  opts.resume ? ` after loading ${opts.resume} (trained ${nca.trainingSteps} steps)` : ''}`);
 
 // --- Training -----------------------------------------------------------------------
 // A progress bar on a terminal; plain lines (about ten) when the output is a file or a pipe.
@@ -113,7 +114,7 @@ for (let i = 1; i <= opts.steps; i++) {
   const { loss } = nca.trainStep();
   lossAverage = Number.isNaN(lossAverage) ? loss : 0.9 * lossAverage + 0.1 * loss;
   bar.update(i, { loss: lossAverage.toFixed(4) });
-  if (opts.saveEvery > 0 && i % opts.saveEvery === 0) await nca.save(fileSystem(modelDir));
+  if (opts.saveEvery > 0 && i % opts.saveEvery === 0) await nca.save(fileSystem(modelDir), { includeOptimizer: true });
 }
 bar.stop();
 const seconds = (performance.now() - started) / 1000;
@@ -145,7 +146,7 @@ const row = tf.tidy(() => tf.concat([
 ], 0) as tf.Tensor4D);
 savePngGrid(join(opts.out, 'final.png'), row, { scale: 4, cols: 4, gap: 4, background: 0.8 });
 
-await nca.save(fileSystem(modelDir));
+await nca.save(fileSystem(modelDir), { includeOptimizer: true });
 // How much of the cut came back: the distance to the target (the training loss) grown, just
 // after the cut, and regrown; 1 is all of it, 0 none.
 const distance = (s: tf.Tensor4D) => tf.tidy(() => nca.loss(s).dataSync()[0]!);
