@@ -17,9 +17,9 @@
  *   (`tf.io.browserFiles`) or a kept model. In Node: `GrowingNCA.load(fileSystem(dir))` from
  *   'vnca/node', with the two files in `dir` renamed `model.json` and kept as they are.
  *
- * - "Try a trained example" loads public/automata/lizard (a 🦎 trained on this page on wasm by
- *   measure-training.ts, 600 steps with the earlier CPU settings: batch 4, rollouts of 32-48
- *   steps; it regrows cuts better than 600 steps of today's CPU preset).
+ * - "Try a trained example" loads public/automata/lizard (a 🦎 trained with damage by
+ *   examples/06-growing-nca.ts on wasm in Node: 4,700 steps, 16 channels, hidden 64, batch 4,
+ *   rollouts of 32-48 steps; docs/browser-training.md).
  *
  * URL parameters: `?backend=wasm` forces a backend, `?preset=tiny` picks settings,
  * `?seed=1` makes training and growth reproducible.
@@ -562,6 +562,9 @@ function cutAt(u: number, v: number): void {
   if (!nca || !state) return;
   const [h, w] = nca.gridShape;
   setState(damage(state, { shape: 'circle', centerY: v * h - 0.5, centerX: u * w - 0.5, radius: CUT_RADIUS * w }));
+  // The distance just after this cut, before any regrowth step (a drag cuts on every move,
+  // so the last cut of a stroke holds the whole stroke's damage).
+  body.dataset.cutLoss = String(tf.tidy(() => nca!.loss(state!).dataSync()[0]!));
   const seed = baseSeed === null ? Math.floor(Math.random() * 1e9) : baseSeed + 100_000 + playStep;
   // Each cut restarts the regrowth count; a cut during growth leaves the growth running.
   if (!playRun || playRun.kind === 'regrowing') playRun = { kind: 'regrowing', left: growSteps(nca), seed, done: 0 };
@@ -569,7 +572,7 @@ function cutAt(u: number, v: number): void {
   body.dataset.cutPending = 'true';
 }
 
-/** Set by a cut: the next drawn state's distance to the target goes to data-cut-loss. */
+/** Set by a cut: the next draw sets data-cut-pending to false. */
 let measureNextDraw = false;
 
 /** One update step of the current run (mask seed `run.seed + run.done`). */
@@ -598,8 +601,7 @@ async function drawPlay(): Promise<void> {
   playLoss = l[0]!;
   if (measureNextDraw) {
     measureNextDraw = false;
-    body.dataset.cutLoss = String(playLoss); // the distance just after a cut (a frame's steps in)
-    body.dataset.cutPending = 'false';
+    body.dataset.cutPending = 'false'; // the cut state is on screen
   }
   playDrawn = shown;
   body.dataset.playDrawn = String(shown);
