@@ -568,12 +568,8 @@ function cutAt(u: number, v: number): void {
   const seed = baseSeed === null ? Math.floor(Math.random() * 1e9) : baseSeed + 100_000 + playStep;
   // Each cut restarts the regrowth count; a cut during growth leaves the growth running.
   if (!playRun || playRun.kind === 'regrowing') playRun = { kind: 'regrowing', left: growSteps(nca), seed, done: 0 };
-  measureNextDraw = true;
-  body.dataset.cutPending = 'true';
+  body.dataset.cutPending = 'true'; // until the next draw shows the cut state
 }
-
-/** Set by a cut: the next draw sets data-cut-pending to false. */
-let measureNextDraw = false;
 
 /** One update step of the current run (mask seed `run.seed + run.done`). */
 function advance(): void {
@@ -599,10 +595,7 @@ async function drawPlay(): Promise<void> {
   tf.dispose([rgb!, loss!]);
   paintRgb(play, values, nca.gridShape[0]);
   playLoss = l[0]!;
-  if (measureNextDraw) {
-    measureNextDraw = false;
-    body.dataset.cutPending = 'false'; // the cut state is on screen
-  }
+  if (body.dataset.cutPending === 'true') body.dataset.cutPending = 'false'; // the cut state is on screen
   playDrawn = shown;
   body.dataset.playDrawn = String(shown);
   body.dataset.playLoss = String(playLoss);
