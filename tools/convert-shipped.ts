@@ -45,7 +45,7 @@ model.dispose();
 
 interface Evaluation {
   step: number; iwae_k: number; test_images: number; test_total: number; eval_offset: number;
-  log_px_lower_bound_nats: number; std_err: number | null; eval_seconds: number; per_image: number[];
+  log_px_lower_bound_nats: number; std_err: number | null; eval_seconds: number; per_image: number[]; data?: string;
   [key: string]: unknown;
 }
 
@@ -81,6 +81,6 @@ function mergeEvaluations(dir: string, step: number): Evaluation | undefined {
     std_err: sd / Math.sqrt(all.length),
     eval_seconds: parts.reduce((a, p) => a + p.eval_seconds, 0),
     per_image: all,
-    data: `${String(parts[0].data)}; ${all.length} images in ${parts.length} runs (offsets ${parts.map((p) => p.eval_offset).join(', ')}), merged by tools/convert-shipped.ts`,
+    data: `${parts[0].data ?? ''}; ${all.length} images in ${parts.length} runs (offsets ${parts.map((p) => p.eval_offset).join(', ')}), merged by tools/convert-shipped.ts`,
   };
 }
