@@ -30,7 +30,8 @@
  * (mean of the first 5 steps), data-loss-recent (mean of the last 5), data-snapshot (training
  * step of the weights in use), data-play (idle | growing | regrowing | done),
  * data-play-step, data-play-loss (the automaton's distance to the target: mean squared
- * error of RGBA), data-cut-loss (the same, first drawn after the last cut),
+ * error of RGBA), data-cut-loss (the same, of the state just after the last cut, before any
+ * regrowth step; data-cut-pending is true until it and that state are drawn),
  * data-play-version / data-play-drawn, data-loaded (models loaded), data-gif-bytes, data-tensors.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -558,13 +559,23 @@ function growFromSeed(): void {
   body.dataset.grows = String(growCount);
 }
 
+/** Cuts so far, and the read-back of the latest cut's distance (see cutAt). */
+let cutCount = 0;
+let cutLossRead: Promise<void> = Promise.resolve();
+
 function cutAt(u: number, v: number): void {
   if (!nca || !state) return;
   const [h, w] = nca.gridShape;
   setState(damage(state, { shape: 'circle', centerY: v * h - 0.5, centerX: u * w - 0.5, radius: CUT_RADIUS * w }));
   // The distance just after this cut, before any regrowth step (a drag cuts on every move,
-  // so the last cut of a stroke holds the whole stroke's damage).
-  body.dataset.cutLoss = String(tf.tidy(() => nca!.loss(state!).dataSync()[0]!));
+  // so the last cut of a stroke holds the whole stroke's damage). Computed now, read back
+  // without blocking: a drag cuts on every mouse move, and a synchronous read would stall
+  // a GPU backend's pipeline each time. Only the latest cut's value is kept.
+  const cut = ++cutCount;
+  const loss = tf.tidy(() => nca!.loss(state!));
+  cutLossRead = loss.data().then((v) => {
+    if (cut === cutCount) body.dataset.cutLoss = String(v[0]);
+  }).finally(() => loss.dispose());
   const seed = baseSeed === null ? Math.floor(Math.random() * 1e9) : baseSeed + 100_000 + playStep;
   // Each cut restarts the regrowth count; a cut during growth leaves the growth running.
   if (!playRun || playRun.kind === 'regrowing') playRun = { kind: 'regrowing', left: growSteps(nca), seed, done: 0 };
@@ -590,12 +601,17 @@ let playLoss = NaN;
 async function drawPlay(): Promise<void> {
   if (!nca || !state) return;
   const shown = playVersion;
+  const cutsShown = cutCount;
+  const cutRead = cutLossRead;
   const [rgb, loss] = tf.tidy(() => [nca!.toRgb(state!), nca!.loss(state!)]);
   const [values, l] = await Promise.all([rgb!.data(), loss!.data()]);
   tf.dispose([rgb!, loss!]);
   paintRgb(play, values, nca.gridShape[0]);
   playLoss = l[0]!;
-  if (body.dataset.cutPending === 'true') body.dataset.cutPending = 'false'; // the cut state is on screen
+  if (body.dataset.cutPending === 'true' && cutsShown === cutCount) {
+    await cutRead; // data-cut-loss holds this cut's distance
+    if (cutsShown === cutCount) body.dataset.cutPending = 'false'; // the last cut is on screen
+  }
   playDrawn = shown;
   body.dataset.playDrawn = String(shown);
   body.dataset.playLoss = String(playLoss);
