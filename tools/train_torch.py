@@ -267,6 +267,18 @@ def main():
             for g in opt.param_groups:
                 g['lr'] = args.set_lr
         log(f'resumed at step {step}; lr {opt.param_groups[0]["lr"]}')
+        # Rows a killed run logged after its last checkpoint are redone now: drop them, so
+        # that each step appears once in the curves.
+        for name in ('curve.csv', 'heldout.csv'):
+            path = os.path.join(args.out, name)
+            if os.path.exists(path):
+                lines = open(path).read().splitlines()
+                kept = lines[:1] + [l for l in lines[1:] if l and int(l.split(',')[0]) <= step]
+                if len(kept) < len(lines):
+                    with open(path + '.tmp', 'w') as f:
+                        f.write('\n'.join(kept) + '\n')
+                    os.replace(path + '.tmp', path)
+                    log(f'{name}: dropped {len(lines) - len(kept)} rows after step {step}')
         if not os.path.exists(curve_path):  # a state brought from elsewhere (training-state/): a new curve file
             with open(curve_path, 'w') as f:
                 f.write('step,seconds,loss,recon,kl\n')
