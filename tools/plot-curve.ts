@@ -2,7 +2,7 @@
  * Draws a training curve (a CSV with a `step` column) as an SVG line chart for the docs:
  *
  *   npx tsx tools/plot-curve.ts --csv docs/img/regen-curve.csv --columns loss,recon,kl \
- *     --title "mnist-regen training" --out docs/img/regen-curve.svg [--mark 1100:"resumed"]
+ *     --title "mnist-regen training" --out docs/img/regen-curve.svg [--mark 1100:"resumed"] [--y-min 60 --y-max 160]
  *
  * Empty cells are skipped (a column measured at fewer steps is drawn through its own points).
  * Plain SVG text: no chart library, nothing to rasterise; GitHub and typedoc show it as an image.
@@ -19,9 +19,10 @@ const opts = new Command()
   .option('--y-label <text>', 'y axis label', 'nats')
   .option('--mark <step:text...>', 'vertical marker lines')
   .option('--y-max <n>', 'top of the y axis: larger values are drawn at the top (cut off)', Number)
+  .option('--y-min <n>', 'bottom of the y axis (default: 0 or the smallest value): smaller values are drawn at the bottom', Number)
   .requiredOption('--out <file>', 'output .svg')
   .parse()
-  .opts<{ csv: string; columns: string; labels?: string; title: string; yLabel: string; mark?: string[]; yMax?: number; out: string }>();
+  .opts<{ csv: string; columns: string; labels?: string; title: string; yLabel: string; mark?: string[]; yMax?: number; yMin?: number; out: string }>();
 
 const [head, ...rows] = readFileSync(opts.csv, 'utf8').trim().split('\n').map((l) => l.split(','));
 const col = (name: string) => {
@@ -34,11 +35,13 @@ const col = (name: string) => {
 const steps = col('step');
 const names = opts.columns.split(',');
 const labels = opts.labels ? opts.labels.split(',') : names;
-const series = names.map(col).map((s) => (opts.yMax === undefined ? s : s.map((v) => Math.min(v, opts.yMax!))));
+const series = names.map(col)
+  .map((s) => (opts.yMax === undefined ? s : s.map((v) => Math.min(v, opts.yMax!))))
+  .map((s) => (opts.yMin === undefined ? s : s.map((v) => Math.max(v, opts.yMin!))));
 const W = 720, H = 360, L = 64, R = 16, T = 36, B = 44;
 const xMin = Math.min(...steps), xMax = Math.max(...steps);
 const all = series.flat().filter(Number.isFinite);
-const yMin = Math.min(0, ...all), yMax = Math.max(...all);
+const yMin = opts.yMin ?? Math.min(0, ...all), yMax = Math.max(...all);
 const x = (v: number) => L + ((v - xMin) / (xMax - xMin || 1)) * (W - L - R);
 const y = (v: number) => T + (1 - (v - yMin) / (yMax - yMin || 1)) * (H - T - B);
 const nice = (span: number) => { const p = 10 ** Math.floor(Math.log10(span / 5)); return [1, 2, 5, 10].map((m) => m * p).find((s) => span / s <= 6)!; };
@@ -74,7 +77,8 @@ series.forEach((s, k) => {
   const points = s.flatMap((v, i) => (Number.isFinite(v) ? [[x(steps[i]!), y(v)] as const] : []));
   const d = points.map(([px, py], i) => `${i ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`).join('');
   parts.push(`<path d="${d}" fill="none" stroke="${colors[k % colors.length]}" stroke-width="1.5"/>`);
-  parts.push(`<rect x="${W - R - 150}" y="${T + 70 + 16 * k}" width="12" height="3" fill="${colors[k % colors.length]}"/>`, `<text x="${W - R - 132}" y="${T + 75 + 16 * k}">${labels[k]}</text>`);
+  const top = T + 70 + 16 * k;
+  parts.push(`<rect x="${W - R - 190}" y="${top}" width="12" height="3" fill="${colors[k % colors.length]}"/>`, `<text x="${W - R - 172}" y="${top + 5}">${labels[k]}</text>`);
 });
 parts.push('</svg>');
 writeFileAtomic(opts.out, `${parts.join('\n')}\n`);
