@@ -559,23 +559,19 @@ function growFromSeed(): void {
   body.dataset.grows = String(growCount);
 }
 
-/** Cuts so far, and the read-back of the latest cut's distance (see cutAt). */
-let cutCount = 0;
-let cutLossRead: Promise<void> = Promise.resolve();
+/** The distance to the target of the state just after the latest cut, until a draw reads it (see cutAt). */
+let cutLoss: tf.Tensor1D | null = null;
 
 function cutAt(u: number, v: number): void {
   if (!nca || !state) return;
   const [h, w] = nca.gridShape;
   setState(damage(state, { shape: 'circle', centerY: v * h - 0.5, centerX: u * w - 0.5, radius: CUT_RADIUS * w }));
   // The distance just after this cut, before any regrowth step (a drag cuts on every move,
-  // so the last cut of a stroke holds the whole stroke's damage). Computed now, read back
-  // without blocking: a drag cuts on every mouse move, and a synchronous read would stall
-  // a GPU backend's pipeline each time. Only the latest cut's value is kept.
-  const cut = ++cutCount;
-  const loss = tf.tidy(() => nca!.loss(state!));
-  cutLossRead = loss.data().then((v) => {
-    if (cut === cutCount) body.dataset.cutLoss = String(v[0]);
-  }).finally(() => loss.dispose());
+  // so the last cut of a stroke holds the whole stroke's damage). Computed now, read back by
+  // the next draw with the picture: a drag cuts on every mouse move, and a synchronous read
+  // here would stall a GPU backend's pipeline each time.
+  cutLoss?.dispose();
+  cutLoss = tf.tidy(() => nca!.loss(state!));
   const seed = baseSeed === null ? Math.floor(Math.random() * 1e9) : baseSeed + 100_000 + playStep;
   // Each cut restarts the regrowth count; a cut during growth leaves the growth running.
   if (!playRun || playRun.kind === 'regrowing') playRun = { kind: 'regrowing', left: growSteps(nca), seed, done: 0 };
@@ -601,16 +597,17 @@ let playLoss = NaN;
 async function drawPlay(): Promise<void> {
   if (!nca || !state) return;
   const shown = playVersion;
-  const cutsShown = cutCount;
-  const cutRead = cutLossRead;
+  const cut = cutLoss;
+  cutLoss = null;
   const [rgb, loss] = tf.tidy(() => [nca!.toRgb(state!), nca!.loss(state!)]);
-  const [values, l] = await Promise.all([rgb!.data(), loss!.data()]);
-  tf.dispose([rgb!, loss!]);
+  const [values, l, c] = await Promise.all([rgb!.data(), loss!.data(), cut?.data()]);
+  tf.dispose([rgb!, loss!, ...(cut ? [cut] : [])]);
   paintRgb(play, values, nca.gridShape[0]);
   playLoss = l[0]!;
-  if (body.dataset.cutPending === 'true' && cutsShown === cutCount) {
-    await cutRead; // data-cut-loss holds this cut's distance
-    if (cutsShown === cutCount) body.dataset.cutPending = 'false'; // the last cut is on screen
+  if (c) {
+    body.dataset.cutLoss = String(c[0]);
+    // A cut made while this draw awaited its read is still pending: the next draw reads it.
+    if (cutLoss === null) body.dataset.cutPending = 'false';
   }
   playDrawn = shown;
   body.dataset.playDrawn = String(shown);
